@@ -1,0 +1,26 @@
+# Every setup step lives here so a fresh clone needs only `make run` / `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test venv clean docs
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## run: set up .venv and run the digits strategy end to end (output in data/out/digits)
+run: $(STAMP)
+	$(BIN)/augcli run configs/digits.yaml --overwrite
+
+## test: set up .venv and run the test suite
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) data/out .pytest_cache
