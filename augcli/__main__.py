@@ -1,0 +1,3 @@
+from augcli.cli.main import main
+
+main()

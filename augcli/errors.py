@@ -1,0 +1,50 @@
+"""Error types whose class decides the exit code (part of the CLI interface)."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_DATA = 1
+EXIT_USAGE = 2
+EXIT_GATE = 3
+
+
+class AugcliError(Exception):
+    """Base of every error augcli reports as one line; ``exit_code`` is what the CLI returns."""
+
+    exit_code = EXIT_DATA
+
+
+class UsageError(AugcliError):
+    """Bad command-line use or a bad strategy value (exit 2)."""
+
+    exit_code = EXIT_USAGE
+
+
+class StrategyError(UsageError):
+    """A strategy file problem; the message already carries ``file:line: path:``."""
+
+
+class DataError(AugcliError):
+    """The data could not be read or processed (exit 1)."""
+
+    exit_code = EXIT_DATA
+
+
+class SchemaError(ValueError):
+    """A value does not fit its schema; ``path`` locates it inside the strategy (a tuple of keys)."""
+
+    def __init__(self, path: tuple, message: str):
+        super().__init__(message)
+        self.path = tuple(path)
+        self.message = message
+
+
+def format_path(path: tuple) -> str:
+    """``('augment', 'pipeline', 2, 'rotate')`` -> ``augment.pipeline[2].rotate``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out

@@ -1,0 +1,69 @@
+"""YAML name -> Transform class, filled by the ``register`` decorator; ``build`` turns a strategy
+entry into a Transform, with errors that carry the entry's path."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from augcli.errors import SchemaError
+from augcli.schema import did_you_mean
+
+REGISTRY: dict[str, type] = {}
+
+# Modules whose import registers transforms; keep in catalogue order.
+_MODULES = (
+    "augcli.transforms.geometric",
+    "augcli.transforms.color",
+    "augcli.transforms.noise",
+    "augcli.transforms.erase",
+    "augcli.transforms.containers",
+)
+
+
+def register(name: str):
+    """Class decorator: make a Transform available under ``name`` in strategies."""
+
+    def deco(cls):
+        if name in REGISTRY and REGISTRY[name] is not cls:
+            raise ValueError(f"transform name {name!r} registered twice")
+        cls.name = name
+        REGISTRY[name] = cls
+        return cls
+
+    return deco
+
+
+def load_all() -> dict[str, type]:
+    """Import every transform module (idempotent) and return the registry."""
+    for module in _MODULES:
+        importlib.import_module(module)
+    return REGISTRY
+
+
+def build(entry: Any, path: tuple = ()):
+    """Build a Transform from a strategy entry: ``"hflip"``, ``{"rotate": {"degrees": 10}}``.
+
+    Containers accept their child list directly: ``{"one_of": [...]}``.
+    """
+    load_all()
+    if isinstance(entry, str):
+        name, config = entry, {}
+    elif isinstance(entry, dict) and len(entry) == 1:
+        name, config = next(iter(entry.items()))
+    else:
+        raise SchemaError(path, f"expected a transform name or a one-key mapping {{name: {{params}}}}, got {entry!r}")
+    if name not in REGISTRY:
+        hint = did_you_mean(name, list(REGISTRY))
+        raise SchemaError(path + (name,), f"unknown transform {name!r}{hint}; see `augcli transforms`")
+    cls = REGISTRY[name]
+    if config is None:
+        config = {}
+    if hasattr(cls, "from_config"):
+        return cls.from_config(config, path + (name,))
+    if not isinstance(config, dict):
+        raise SchemaError(path + (name,), f"expected a mapping of parameters, got {config!r}")
+    try:
+        return cls(**config)
+    except SchemaError as err:
+        raise SchemaError(path + (name,) + err.path, err.message) from None
