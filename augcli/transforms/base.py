@@ -52,7 +52,9 @@ class Transform:
     summary: ClassVar[str] = ""
     spec: ClassVar[dict[str, Param]] = {}
     default_p: ClassVar[float] = 1.0
-    changes_shape: ClassVar[bool] = False  # output size differs from input: p must be 1
+    # Output size differs from input, so p must be 1. Subclasses whose size depends on their
+    # config (crop/resize with a `size`) set it per instance in `check()` before calling super().
+    changes_shape: bool = False
 
     def __init__(self, p: float | None = None, **config: Any):
         fields = {"p": Float(self.default_p, 0.0, 1.0, "probability that the transform fires per sample")}

@@ -16,6 +16,7 @@ _MODULES = (
     "augcli.transforms.geometric",
     "augcli.transforms.color",
     "augcli.transforms.noise",
+    "augcli.transforms.blur",
     "augcli.transforms.erase",
     "augcli.transforms.containers",
 )
