@@ -177,11 +177,12 @@ class Range(Param):
         return None
 
     def _expected(self) -> str:
-        within = self.range_text()
-        pair = f"a pair [a, b] with a <= b within {within}"
+        pair = f"a pair [a, b] with a <= b within {self.range_text()}"
         if self.around is None:
             return pair
-        return f"a non-negative number v (meaning [{_fmt(self.around)} - v, {_fmt(self.around)} + v]) or {pair}"
+        vmax = min(self.high - self.around, self.around - self.low)
+        centre = "" if self.around == 0 else f", meaning [{_fmt(self.around)} - v, {_fmt(self.around)} + v]"
+        return f"a number v in [0, {_fmt(vmax)}]{centre}, or {pair}"
 
     def type_name(self):
         return "range"

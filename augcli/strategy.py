@@ -1,0 +1,302 @@
+"""The strategy file: YAML -> validated, typed ``Strategy``, with every error pointing at
+``file:line: yaml.path: what was expected``.
+
+Validation happens once, before any work: unknown keys (with "did you mean"), wrong types,
+out-of-range values, and every transform of ``augment.pipeline`` is built (which validates it).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from augcli.errors import SchemaError, StrategyError, UsageError, format_path
+from augcli.schema import Bool, Choice, Float, Int, Mapping, Param, Size, Text, validate_mapping
+
+SCHEMA_VERSION = 1
+
+
+class PipelineSpec(Param):
+    """``augment.pipeline``: a list of transform entries, validated by building them."""
+
+    def __init__(self):
+        object.__setattr__(self, "default", [])
+        object.__setattr__(self, "doc", "the augmentation chain, applied in order (see `augcli transforms`)")
+
+    def validate(self, value, path):
+        # Entries are validated by building them (in strategy_from_text), once.
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise SchemaError(path, f"expected a list of transforms, got {value!r}")
+        return value
+
+    def type_name(self):
+        return "list of transforms"
+
+    def default_text(self):
+        return "[]"
+
+
+SCHEMA: dict[str, Param] = {
+    "version": Int(SCHEMA_VERSION, SCHEMA_VERSION, SCHEMA_VERSION, doc="strategy schema version"),
+    "seed": Int(0, 0, 2**63 - 1, doc="root seed of every random draw"),
+    "dataset": Mapping(doc="where the images come from", fields={
+        "source": Text(doc="'digits', an image folder (one sub-folder per class) or an .npz file"),
+        "kind": Choice("auto", ("auto", "digits", "folder", "npz"), doc="source kind; auto infers it"),
+        "image_size": Size(None, nullable=True, doc="bring every image to [height, width] (folders: default = first image's size)"),
+        "color_mode": Choice("auto", ("auto", "gray", "rgb"), doc="channels of the loaded images (auto: digits gray, folders rgb, npz as stored)"),
+        "limit": Int(None, 1, nullable=True, doc="use only the first N samples (quick trials)"),
+        "max_pixels": Int(89_478_485, 1, doc="images with more pixels are skipped as too_large (decompression-bomb guard)"),
+        "npz_keys": Mapping(doc="array names inside an .npz source", fields={
+            "images": Text("images", doc="images array (N,H,W[,C])"),
+            "labels": Text("labels", doc="labels array (N,) or (N,K)"),
+            "ids": Text("ids", doc="optional sample ids"),
+            "class_names": Text("class_names", doc="optional class names"),
+        }),
+    }),
+    "clean": Mapping(doc="what to remove before splitting", fields={
+        "exact_duplicates": Choice("drop", ("drop", "flag", "off"), doc="identical decoded pixels: keep the first"),
+    }),
+    "split": Mapping(doc="train/val/test split, stratified by class; only train is augmented", fields={
+        "val": Float(0.0, 0.0, 0.9, doc="fraction of each class held out for validation"),
+        "test": Float(0.0, 0.0, 0.9, doc="fraction of each class held out for testing"),
+        "stratify": Bool(True, doc="keep class proportions in every split"),
+    }),
+    "augment": Mapping(doc="how the training split is augmented", fields={
+        "copies": Int(1, 0, 10_000, doc="augmented copies per training image"),
+        "keep_originals": Bool(True, doc="also write each original (as copy 0)"),
+        "pipeline": PipelineSpec(),
+    }),
+    "output": Mapping(doc="where and how results are written", fields={
+        "dir": Text(None, nullable=True, doc="output folder (default: data/out/<strategy name>)"),
+        "format": Choice("npz", ("npz", "png"), doc="npz: one file per split; png: <split>/<class>/<id>__<copy>.png"),
+        "manifest": Bool(True, doc="write manifest.jsonl (one line per output sample)"),
+    }),
+    "report": Mapping(doc="the run report", fields={
+        "preview": Bool(True, doc="write preview.png (originals beside augmented copies)"),
+        "preview_samples": Int(8, 1, 64, doc="rows of the preview grid"),
+        "preview_copies": Int(6, 1, 32, doc="augmented copies per preview row"),
+    }),
+}
+
+
+@dataclass
+class Strategy:
+    """A validated strategy: ``config`` has every default filled in; ``transforms`` are built."""
+
+    path: str
+    config: dict
+    transforms: list
+    lines: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def seed(self) -> int:
+        return self.config["seed"]
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).stem if self.path else "strategy"
+
+    @property
+    def sha256(self) -> str:
+        """Hash of the resolved strategy (canonical JSON), so reports can tell strategies apart."""
+        return hashlib.sha256(json.dumps(self.config, sort_keys=True, default=list).encode()).hexdigest()
+
+    def section(self, name: str) -> dict:
+        return self.config[name]
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(_plain(self.config), sort_keys=False, default_flow_style=None)
+
+
+def _plain(value):
+    """Tuples -> lists, recursively, for YAML/JSON output."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+# --- YAML with line numbers --------------------------------------------------------------------
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader: tags that would construct Python objects are refused."""
+
+
+def _compose(text: str, filename: str):
+    loader = _Loader(text)
+    try:
+        return loader, loader.get_single_node()
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line = mark.line + 1 if mark else 1
+        problem = (err.problem or err.context or "invalid YAML").strip()
+        raise StrategyError(f"{filename}:{line}: invalid YAML: {problem}") from None
+    except yaml.YAMLError as err:
+        raise StrategyError(f"{filename}: invalid YAML: {str(err).splitlines()[0]}") from None
+
+
+_SAFE_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
+
+
+def _to_python(loader, node, path: tuple, lines: dict, filename: str):
+    """Build plain Python values from the node tree, recording the line of every path."""
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _SAFE_TAGS:
+        raise StrategyError(f"{filename}:{node.start_mark.line + 1}: {format_path(path) or '<top>'}: "
+                            f"unsupported YAML tag {node.tag!r}")
+    if isinstance(node, yaml.MappingNode):
+        loader.flatten_mapping(node)  # resolves YAML merge keys (<<)
+        out = {}
+        for key_node, value_node in node.value:
+            key = _scalar(loader, key_node, path, filename)
+            if isinstance(key, (dict, list)) or key is None:
+                raise StrategyError(f"{filename}:{key_node.start_mark.line + 1}: {format_path(path) or '<top>'}: expected a text key, got {key!r}")
+            if key in out:
+                raise StrategyError(
+                    f"{filename}:{key_node.start_mark.line + 1}: {format_path(path + (key,))}: duplicate key {key!r}"
+                )
+            lines[path + (key,)] = key_node.start_mark.line + 1  # errors point at the key's line
+            out[key] = _to_python(loader, value_node, path + (key,), lines, filename)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_to_python(loader, item, path + (i,), lines, filename) for i, item in enumerate(node.value)]
+    return _scalar(loader, node, path, filename)
+
+
+def _scalar(loader, node, path, filename):
+    try:
+        return loader.construct_object(node, deep=True)
+    except yaml.constructor.ConstructorError as err:
+        line = node.start_mark.line + 1
+        raise StrategyError(f"{filename}:{line}: {format_path(path) or '<top>'}: {err.problem}") from None
+
+
+def parse_yaml(text: str, filename: str) -> tuple[Any, dict]:
+    """Parse YAML text; returns (value, {path: line})."""
+    loader, node = _compose(text, filename)
+    try:
+        if node is None:
+            return None, {}
+        lines: dict = {}
+        return _to_python(loader, node, (), lines, filename), lines
+    finally:
+        loader.dispose()
+
+
+# --- overrides (--set PATH=VALUE) --------------------------------------------------------------
+
+_PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")
+
+
+def parse_override(expr: str) -> tuple[tuple, Any]:
+    """``augment.pipeline[0].rotate.degrees=5`` -> (('augment', 'pipeline', 0, 'rotate', 'degrees'), 5)."""
+    if "=" not in expr:
+        raise UsageError(f"--set {expr}: expected PATH=VALUE, e.g. augment.copies=3")
+    left, right = expr.split("=", 1)
+    parts, pos = [], 0
+    left = left.strip()
+    while pos < len(left):
+        if left[pos] == "." and parts:
+            pos += 1
+        m = _PART.match(left, pos)
+        if not m:
+            raise UsageError(f"--set {expr}: cannot read the path {left!r} (use keys and [index], e.g. augment.pipeline[0].rotate.degrees)")
+        parts.append(m.group(1) if m.group(1) else int(m.group(2)))
+        pos = m.end()
+    if not parts:
+        raise UsageError(f"--set {expr}: empty path")
+    try:
+        value = yaml.load(right, Loader=_Loader) if right.strip() else None
+    except yaml.YAMLError:
+        raise UsageError(f"--set {expr}: the value is not valid YAML") from None
+    return tuple(parts), value
+
+
+def apply_override(data: dict, path: tuple, value: Any, expr: str) -> None:
+    node = data
+    for i, part in enumerate(path[:-1]):
+        nxt = path[i + 1]
+        if isinstance(part, int):
+            if not isinstance(node, list) or part >= len(node):
+                raise UsageError(f"--set {expr}: {format_path(path[:i + 1])}: no such list item")
+            node = node[part]
+            continue
+        if not isinstance(node, dict):
+            raise UsageError(f"--set {expr}: {format_path(path[:i])}: is not a mapping")
+        if node.get(part) is None:
+            node[part] = [] if isinstance(nxt, int) else {}
+        node = node[part]
+    last = path[-1]
+    if isinstance(last, int):
+        if not isinstance(node, list) or last > len(node):
+            raise UsageError(f"--set {expr}: {format_path(path)}: no such list item")
+        if last == len(node):
+            node.append(value)
+        else:
+            node[last] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise UsageError(f"--set {expr}: {format_path(path[:-1])}: is not a mapping")
+
+
+# --- loading -----------------------------------------------------------------------------------
+
+def load_strategy(path: str | Path, overrides: Sequence[str] = ()) -> Strategy:
+    """Read, override and validate a strategy file; raises ``StrategyError`` (exit 2) with file:line."""
+    filename = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{filename}: no such strategy file") from None
+    except IsADirectoryError:
+        raise UsageError(f"{filename}: is a folder, expected a YAML strategy file") from None
+    except UnicodeDecodeError:
+        raise StrategyError(f"{filename}:1: expected a UTF-8 YAML text file") from None
+    except OSError as err:
+        raise UsageError(f"{filename}: cannot read: {err.strerror}") from None
+    return strategy_from_text(text, filename, overrides)
+
+
+def strategy_from_text(text: str, filename: str = "<strategy>", overrides: Sequence[str] = ()) -> Strategy:
+    data, lines = parse_yaml(text, filename)
+    if data is None:
+        raise StrategyError(f"{filename}:1: the strategy is empty; expected a mapping with dataset, augment, ...")
+    if not isinstance(data, dict):
+        raise StrategyError(f"{filename}:1: expected a mapping at the top level, got {type(data).__name__}")
+    data = copy.deepcopy(data)
+    overridden: dict[tuple, str] = {}
+    for expr in overrides:
+        opath, value = parse_override(expr)
+        apply_override(data, opath, value, expr)
+        overridden[opath] = expr
+    try:
+        config = validate_mapping(SCHEMA, data, ())
+        from augcli.transforms.registry import build
+
+        transforms = [build(e, ("augment", "pipeline", i)) for i, e in enumerate(config["augment"]["pipeline"])]
+    except SchemaError as err:
+        raise StrategyError(locate(err, filename, lines, overridden)) from None
+    return Strategy(path=filename, config=config, transforms=transforms, lines=lines)
+
+
+def locate(err: SchemaError, filename: str, lines: dict, overridden: dict) -> str:
+    """``file:line: path: message`` using the deepest known line, or the ``--set`` that caused it."""
+    where = format_path(err.path) or "<top>"
+    for opath, expr in overridden.items():
+        if err.path[: len(opath)] == opath or opath[: len(err.path)] == err.path:
+            return f"--set {expr}: {where}: {err.message}"
+    for cut in range(len(err.path), -1, -1):
+        if err.path[:cut] in lines:
+            return f"{filename}:{lines[err.path[:cut]]}: {where}: {err.message}"
+    return f"{filename}: {where}: {err.message}"

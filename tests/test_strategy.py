@@ -1,0 +1,95 @@
+"""Strategy validation: every error names file:line and the YAML path; nothing runs on a bad strategy."""
+
+import pytest
+
+from augcli.errors import StrategyError, UsageError
+from augcli.strategy import load_strategy, parse_override, strategy_from_text
+
+GOOD = """\
+version: 1
+seed: 3
+dataset:
+  source: digits
+augment:
+  copies: 2
+  pipeline:
+    - hflip
+    - brightness: {limit: 0.1, p: 0.5}
+"""
+
+
+def test_defaults_are_filled():
+    st = strategy_from_text(GOOD, "s.yaml")
+    assert st.seed == 3
+    assert st.section("split") == {"val": 0.0, "test": 0.0, "stratify": True}
+    assert st.section("output")["format"] == "npz"
+    assert [t.name for t in st.transforms] == ["hflip", "brightness"]
+    assert st.transforms[1].limit == (-0.1, 0.1)
+
+
+@pytest.mark.parametrize(
+    "bad, line, fragment",
+    [
+        (GOOD.replace("- hflip", "- hfilp"), 8, "augment.pipeline[0].hfilp: unknown transform 'hfilp' (did you mean 'hflip'?)"),
+        (GOOD.replace("limit: 0.1", "limit: ten"), 9, "augment.pipeline[1].brightness.limit: expected a number v in [0, 1]"),
+        (GOOD.replace("limit: 0.1", "limit: 7"), 9, "got 7"),
+        (GOOD.replace("copies: 2", "copies: two"), 6, "augment.copies: expected an integer in [0, 10000], got 'two'"),
+        (GOOD.replace("copies: 2", "copis: 2"), 6, "augment.copis: unknown key 'copis' (did you mean 'copies'?)"),
+        (GOOD.replace("seed: 3", "seed: -1"), 2, "seed: expected an integer"),
+        (GOOD + "outptu:\n  dir: x\n", 10, "outptu: unknown key 'outptu' (did you mean 'output'?)"),
+        (GOOD.replace("p: 0.5", "p: 1.5"), 9, "augment.pipeline[1].brightness.p: expected a number in [0, 1], got 1.5"),
+        (GOOD.replace("version: 1", "version: 2"), 1, "version: expected an integer in [1, 1]"),
+    ],
+)
+def test_errors_name_file_line_and_path(bad, line, fragment):
+    with pytest.raises(StrategyError) as err:
+        strategy_from_text(bad, "configs/x.yaml")
+    msg = str(err.value)
+    assert msg.startswith(f"configs/x.yaml:{line}: "), msg
+    assert fragment in msg
+    assert "\n" not in msg
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("", "the strategy is empty"),
+    ("- a\n- b\n", "expected a mapping at the top level"),
+    ("a: [1, 2\n", "invalid YAML"),
+    ("seed: 1\nseed: 2\n", "duplicate key 'seed'"),
+    ("seed: !!python/object/apply:os.system ['true']\n", "unsupported YAML tag"),
+    ("seed: !!python/name:os.system\n", "could not determine a constructor"),
+])
+def test_malformed_yaml_is_one_line(text, fragment):
+    with pytest.raises(StrategyError) as err:
+        strategy_from_text(text, "x.yaml")
+    assert fragment in str(err.value) and str(err.value).startswith("x.yaml:")
+    assert "\n" not in str(err.value)
+
+
+def test_missing_source_is_reported():
+    with pytest.raises(StrategyError, match=r"x.yaml:2: dataset.source: missing required key"):
+        strategy_from_text("seed: 1\ndataset: {}\n", "x.yaml")
+
+
+def test_overrides_are_validated_like_the_file():
+    st = strategy_from_text(GOOD, "s.yaml", ["augment.copies=4", "augment.pipeline[1].brightness.limit=[0, 0.2]"])
+    assert st.section("augment")["copies"] == 4 and st.transforms[1].limit == (0.0, 0.2)
+    with pytest.raises(StrategyError, match=r"^--set augment.copies=-3: augment.copies: expected an integer"):
+        strategy_from_text(GOOD, "s.yaml", ["augment.copies=-3"])
+    with pytest.raises(UsageError, match="expected PATH=VALUE"):
+        strategy_from_text(GOOD, "s.yaml", ["augment.copies"])
+
+
+def test_parse_override_paths():
+    assert parse_override("augment.pipeline[0].rotate.degrees=5") == (("augment", "pipeline", 0, "rotate", "degrees"), 5)
+    assert parse_override('dataset.source="a: b.npz"') == (("dataset", "source"), "a: b.npz")
+
+
+def test_missing_file_is_a_usage_error(tmp_path):
+    with pytest.raises(UsageError, match="no such strategy file"):
+        load_strategy(tmp_path / "nope.yaml")
+
+
+def test_sha256_tracks_content():
+    a = strategy_from_text(GOOD, "a.yaml")
+    assert a.sha256 == strategy_from_text(GOOD, "b.yaml").sha256
+    assert a.sha256 != strategy_from_text(GOOD.replace("seed: 3", "seed: 4"), "a.yaml").sha256
