@@ -18,6 +18,8 @@ from augcli.transforms.registry import build, register
 class Container(Transform):
     """Shared machinery: holds ``transforms``; builds them from config; applies them in order."""
 
+    is_container = True
+
     def __init__(self, transforms: list[Transform], p: float | None = None, **config: Any):
         self.transforms = list(transforms)
         super().__init__(p=p, **config)

@@ -1,0 +1,60 @@
+"""The ``augcli`` command group. Library errors become one-line messages with documented exit
+codes here, at the edge; tracebacks only with ``--verbose``."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import click
+
+from augcli import __version__
+from augcli.cli.options import VERBOSE_KEY
+from augcli.errors import EXIT_DATA, AugcliError
+
+
+class AugcliGroup(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except AugcliError as err:
+            self._fail(ctx, str(err), err.exit_code)
+        except KeyboardInterrupt:
+            click.echo("augcli: interrupted", err=True)
+            ctx.exit(130)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except MemoryError:
+            self._fail(ctx, "out of memory; try a smaller --batch-size or dataset.limit", EXIT_DATA)
+        except Exception as err:  # anything else is a bug or an environment problem: say which, briefly
+            self._fail(ctx, f"internal error: {type(err).__name__}: {err}", EXIT_DATA)
+
+    @staticmethod
+    def _fail(ctx: click.Context, message: str, code: int):
+        if ctx.meta.get(VERBOSE_KEY):
+            traceback.print_exc(file=sys.stderr)
+        elif message.startswith("internal error"):
+            message += " (run with --verbose for the traceback)"
+        click.echo(f"augcli: error: {message}", err=True)
+        ctx.exit(code)
+
+
+@click.group(cls=AugcliGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="augcli")
+def cli():
+    """Clean, split and augment image-classification datasets from one YAML strategy."""
+
+
+def _register():
+    from augcli.cli import run, transforms, validate
+
+    cli.add_command(run.run)
+    cli.add_command(validate.validate)
+    cli.add_command(transforms.transforms)
+
+
+_register()
+
+
+def main():
+    cli(prog_name="augcli")

@@ -1,0 +1,71 @@
+"""``augcli run``: execute a strategy end to end."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from augcli.cli import options
+from augcli.cli.progress import make_progress
+from augcli.runner import RunOptions, run as run_strategy
+from augcli.strategy import load_strategy
+
+
+@click.command()
+@options.strategy_argument
+@click.option("-o", "--out", type=click.Path(file_okay=False), help="Output folder (overrides output.dir).")
+@click.option("--format", "fmt", type=click.Choice(["npz", "png"]), help="Output format (overrides output.format).")
+@options.input_source
+@options.seed
+@options.overrides
+@click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True,
+              help="Images per batch; never changes the output bytes.")
+@click.option("--workers", type=click.IntRange(1), default=1, show_default=True,
+              help="Worker processes; never changes the output bytes.")
+@click.option("--limit", type=click.IntRange(1), help="Use only the first N samples.")
+@click.option("--dry-run", is_flag=True, help="Validate, load and plan; print counts; write nothing.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output folder (atomically).")
+@click.option("--strict", is_flag=True, help="Fail (exit 1) on the first unreadable image instead of skipping it.")
+@options.json_output
+@options.verbosity
+def run(strategy, out, fmt, input_source, seed, overrides, batch_size, workers, limit, dry_run, overwrite,
+        strict, as_json, verbose, quiet):
+    """Load, clean, split, augment and write the dataset described by STRATEGY."""
+    extra = (f"output.format={fmt}",) if fmt else ()
+    st = load_strategy(strategy, options.strategy_overrides(overrides, input_source, seed, extra))
+    opts = RunOptions(out=out, batch_size=batch_size, workers=workers, strict=strict, dry_run=dry_run,
+                      overwrite=overwrite, limit=limit, progress=make_progress(not quiet and not as_json))
+    report = run_strategy(st, opts)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    elif not quiet:
+        click.echo(summary(report, dry_run))
+
+
+def summary(report: dict, dry_run: bool) -> str:
+    """A few lines for the terminal: what went in, what was skipped or removed, what came out."""
+    counts = report["counts"]
+    loaded = sum(counts["loaded"].values())
+    lines = [f"loaded {loaded} samples ({len(report['source']['classes'])} classes) from {report['source']['path']}"]
+    if report["skipped"]["count"]:
+        reasons = ", ".join(f"{k}: {v}" for k, v in report["skipped"]["by_reason"].items())
+        lines.append(f"skipped {report['skipped']['count']} unreadable file(s) ({reasons})")
+    clean = report["clean"]
+    if clean["removed"] or clean["flagged"]:
+        lines.append(f"cleaning: {clean['removed']} removed, {clean['flagged']} flagged ({', '.join(clean['by_reason'])})")
+    split = ", ".join(f"{k} {sum(v.values())}" for k, v in counts["splits"].items())
+    lines.append(f"split: {split}")
+    if dry_run:
+        plan = report["plan"]
+        lines.append(f"dry run: would write {plan['total']} samples to {plan['output_dir']} "
+                     f"({', '.join(f'{k} {v}' for k, v in plan['samples'].items())})")
+        return "\n".join(lines)
+    out, perf = report["output"], report["performance"]
+    lines.append(f"wrote {out['total']} samples ({', '.join(f'{k} {v}' for k, v in out['samples'].items())}) "
+                 f"as {out['format']} to {out['dir']}")
+    rate = perf["augmented_images_per_second"]
+    lines.append(f"{report['transforms']['augmented_samples']} augmented in {perf['seconds'].get('augment', 0):.2f}s"
+                 + (f" ({rate:,.0f} img/s)" if rate else "") + f"; total {perf['total_seconds']:.2f}s; "
+                 f"report: {out['dir']}/report.md")
+    return "\n".join(lines)

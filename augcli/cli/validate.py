@@ -1,0 +1,27 @@
+"""``augcli validate``: check a strategy and print it resolved (defaults filled in)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from augcli.cli import options
+from augcli.strategy import load_strategy
+
+
+@click.command()
+@options.strategy_argument
+@options.overrides
+@options.input_source
+@options.seed
+@options.json_output
+@options.verbosity
+def validate(strategy, overrides, input_source, seed, as_json, verbose, quiet):
+    """Check STRATEGY and print the fully resolved strategy (or the first error, exit 2)."""
+    st = load_strategy(strategy, options.strategy_overrides(overrides, input_source, seed))
+    if as_json:
+        click.echo(json.dumps({"path": st.path, "sha256": st.sha256, "strategy": st.config}, indent=2, default=list))
+    elif not quiet:
+        click.echo(f"# {st.path}: valid ({len(st.transforms)} transforms, sha256 {st.sha256[:12]})")
+        click.echo(st.to_yaml(), nl=False)

@@ -1,0 +1,58 @@
+"""Preview pictures: originals beside their augmented copies, scaled so small images stay visible."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from augcli.datasets.base import Dataset
+from augcli.pipeline import Pipeline
+
+_GAP = 4
+_LABEL_W = 56
+_HEADER_H = 16
+
+
+def pick_rows(dataset: Dataset, rows: int) -> np.ndarray:
+    """Row indices: the first sample of each class first (so every class shows), then the next ones."""
+    hard = dataset.labels if dataset.labels.ndim == 1 else dataset.labels.argmax(axis=1)
+    _, first = np.unique(hard, return_index=True)
+    rest = np.setdiff1d(np.arange(len(dataset)), first)
+    return np.concatenate([np.sort(first), rest])[:rows]
+
+
+def _to_rgb(images: np.ndarray, scale: int) -> np.ndarray:
+    rgb = np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
+    return rgb.repeat(scale, axis=1).repeat(scale, axis=2)
+
+
+def preview_grid(dataset: Dataset, pipeline: Pipeline, rows: int = 8, copies: int = 6) -> Image.Image:
+    """A grid image: one row per picked sample; column 0 the original, then copies 1..``copies``.
+
+    Copy k here is the same draw as output copy k of a run with the same seed.
+    """
+    idx = pick_rows(dataset, rows)
+    originals = dataset.images[idx]
+    ids = dataset.ids[idx]
+    columns = [originals] + [pipeline.run(originals, pipeline.keys(ids, k))[0] for k in range(1, copies + 1)]
+    h = max(c.shape[1] for c in columns)
+    w = max(c.shape[2] for c in columns)
+    scale = max(1, int(np.ceil(64 / max(h, w))))
+    ch, cw = h * scale, w * scale
+    width = _LABEL_W + len(columns) * (cw + _GAP)
+    height = _HEADER_H + len(idx) * (ch + _GAP)
+    canvas = np.full((height, width, 3), 255, dtype=np.uint8)
+    for c, col in enumerate(columns):
+        tiles = _to_rgb(col, scale)
+        x = _LABEL_W + c * (cw + _GAP)
+        for r, tile in enumerate(tiles):
+            y = _HEADER_H + r * (ch + _GAP)
+            canvas[y:y + tile.shape[0], x:x + tile.shape[1]] = tile
+    image = Image.fromarray(canvas)
+    draw = ImageDraw.Draw(image)
+    for c in range(len(columns)):
+        draw.text((_LABEL_W + c * (cw + _GAP) + 2, 2), "original" if c == 0 else f"copy {c}", fill=(0, 0, 0))
+    hard = dataset.labels[idx] if dataset.labels.ndim == 1 else dataset.labels[idx].argmax(axis=1)
+    for r, label in enumerate(hard):
+        draw.text((4, _HEADER_H + r * (ch + _GAP) + ch // 2 - 6), str(dataset.class_names[label])[:8], fill=(0, 0, 0))
+    return image

@@ -1,0 +1,195 @@
+"""The run report: ``report.json`` for machines, ``report.md`` for people, ``preview.png`` to look at."""
+
+from __future__ import annotations
+
+import json
+import platform
+import resource
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from augcli import __version__
+
+
+class Timer:
+    """Wall-clock seconds per named stage."""
+
+    def __init__(self):
+        self.start = time.perf_counter()
+        self.stages: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.stages[name] = self.stages.get(name, 0.0) + time.perf_counter() - t0
+
+    def total(self) -> float:
+        return time.perf_counter() - self.start
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(rss / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+
+
+def versions() -> dict:
+    import PIL
+    import scipy
+    import sklearn
+
+    return {"augcli": __version__, "python": platform.python_version(), "numpy": np.__version__,
+            "scipy": scipy.__version__, "scikit-learn": sklearn.__version__, "pillow": PIL.__version__}
+
+
+def _by_reason(records: list[dict]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for rec in records:
+        out[rec["reason"]] = out.get(rec["reason"], 0) + 1
+    return out
+
+
+def _common(strategy, loaded, cleaned, removed, splits) -> dict:
+    skipped = [{"id": s.id, "reason": s.reason, "detail": s.detail} for s in loaded.skipped]
+    return {
+        "augcli_version": __version__,
+        "strategy": {"path": strategy.path, "sha256": strategy.sha256, "seed": strategy.seed},
+        "source": {"path": strategy.section("dataset")["source"], "image_shape": list(loaded.image_shape),
+                   "classes": list(loaded.class_names)},
+        "skipped": {"count": len(skipped), "by_reason": _by_reason(skipped), "files": skipped},
+        "clean": {"removed": sum(r.get("action") == "dropped" for r in removed),
+                  "flagged": sum(r.get("action") == "flagged" for r in removed),
+                  "by_reason": _by_reason(removed), "records": removed},
+        "counts": {
+            "loaded": loaded.class_counts(),
+            "after_clean": cleaned.class_counts(),
+            "splits": {name: part.class_counts() for name, part in splits.items()},
+        },
+    }
+
+
+def build_plan(strategy, loaded, cleaned, removed, splits, aug, target) -> dict:
+    """What a run would produce, without augmenting or writing (``--dry-run``)."""
+    report = _common(strategy, loaded, cleaned, removed, splits)
+    per_source = aug["copies"] + (1 if aug["keep_originals"] else 0)
+    planned = {name: len(part) * (per_source if name == "train" else 1) for name, part in splits.items()}
+    report["plan"] = {"output_dir": str(target), "samples": planned, "total": sum(planned.values()),
+                      "copies": aug["copies"], "transforms": len(strategy.transforms)}
+    return report
+
+
+def build_report(strategy, loaded, cleaned, removed, splits, outputs, files, timer, target, options) -> dict:
+    report = _common(strategy, loaded, cleaned, removed, splits)
+    augmented = sum(int((o.copy_index > 0).sum()) for o in outputs.values())
+    fired: dict[str, int] = {}
+    for out in outputs.values():
+        for name, n in out.fired.items():
+            fired[name] = fired.get(name, 0) + n
+    aug_seconds = timer.stages.get("augment", 0.0)
+    report["counts"]["output"] = {name: _counts(o, cleaned.class_names) for name, o in outputs.items()}
+    report["transforms"] = {
+        "pipeline": [t.to_config() for t in strategy.transforms],
+        "augmented_samples": augmented,
+        "fired": {name: {"count": n, "rate": round(n / augmented, 4) if augmented else 0.0} for name, n in fired.items()},
+    }
+    report["output"] = {
+        "dir": str(target), "format": strategy.section("output")["format"],
+        "samples": {name: len(o) for name, o in outputs.items()},
+        "total": sum(len(o) for o in outputs.values()), "files": list(files),
+    }
+    report["performance"] = {
+        "seconds": {k: round(v, 4) for k, v in timer.stages.items()},
+        "total_seconds": round(timer.total(), 4),
+        "augmented_images_per_second": round(augmented / aug_seconds, 1) if aug_seconds > 0 else None,
+        "batch_size": options.batch_size, "workers": options.workers,
+        "peak_memory_mb": peak_memory_mb(),
+    }
+    report["versions"] = versions()
+    return report
+
+
+def _counts(out, class_names) -> dict:
+    hard = out.labels if out.labels.ndim == 1 else out.labels.argmax(axis=1)
+    return {name: int(n) for name, n in zip(class_names, np.bincount(hard, minlength=len(class_names)))}
+
+
+def write_report(folder: Path, report: dict) -> None:
+    """report.json and report.md into ``folder``; both are listed in the report itself."""
+    report["output"]["files"] += ["report.json", "report.md"]
+    (folder / "report.md").write_text(render_markdown(report), encoding="utf-8")
+    # timings and memory differ run to run; they live in report.json only, never in data files
+    (folder / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+
+def render_markdown(report: dict) -> str:
+    """The report for people: what went in, what cleaning did, what came out, how fast."""
+    lines = [f"# augcli run report", ""]
+    st = report["strategy"]
+    lines += [f"- strategy: `{st['path']}` (sha256 `{st['sha256'][:12]}`), seed {st['seed']}",
+              f"- source: `{report['source']['path']}`, image shape {tuple(report['source']['image_shape'])}",
+              f"- output: `{report['output']['dir']}` ({report['output']['format']}), "
+              f"{report['output']['total']} samples", ""]
+    counts = report["counts"]
+    columns = ["loaded", "after_clean"] + [f"{s} in" for s in counts["splits"]] + [f"{s} out" for s in counts["output"]]
+    lines += ["## Samples per class", "", "| class | " + " | ".join(columns) + " |",
+              "|---|" + "---:|" * len(columns)]
+    for name in report["source"]["classes"]:
+        row = [counts["loaded"].get(name, 0), counts["after_clean"].get(name, 0)]
+        row += [counts["splits"][s].get(name, 0) for s in counts["splits"]]
+        row += [counts["output"][s].get(name, 0) for s in counts["output"]]
+        lines.append(f"| {name} | " + " | ".join(str(v) for v in row) + " |")
+    totals = [sum(counts["loaded"].values()), sum(counts["after_clean"].values())]
+    totals += [sum(counts["splits"][s].values()) for s in counts["splits"]]
+    totals += [sum(counts["output"][s].values()) for s in counts["output"]]
+    lines += ["| **total** | " + " | ".join(f"**{v}**" for v in totals) + " |", ""]
+    lines += _md_cleaning(report)
+    tr = report["transforms"]
+    lines += ["## Transforms", "", f"{tr['augmented_samples']} augmented samples.", "",
+              "| transform | fired | rate |", "|---|---:|---:|"]
+    lines += [f"| {name} | {v['count']} | {v['rate']:.1%} |" for name, v in tr["fired"].items()]
+    perf = report["performance"]
+    lines += ["", "## Performance", "", "| stage | seconds |", "|---|---:|"]
+    lines += [f"| {k} | {v:.3f} |" for k, v in perf["seconds"].items()]
+    lines += [f"| total | {perf['total_seconds']:.3f} |", "",
+              f"Augmentation throughput: {perf['augmented_images_per_second']} images/s "
+              f"(batch size {perf['batch_size']}, {perf['workers']} worker(s)); peak memory {perf['peak_memory_mb']} MB.",
+              "", "Versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items()), ""]
+    if "preview.png" in report["output"]["files"]:
+        lines += ["![preview](preview.png)", ""]
+    return "\n".join(lines)
+
+
+def _md_cleaning(report: dict) -> list[str]:
+    out = ["## Cleaning", ""]
+    sk = report["skipped"]
+    if sk["count"]:
+        out += [f"{sk['count']} unreadable file(s) skipped:", "", "| file | reason | detail |", "|---|---|---|"]
+        out += [f"| `{f['id']}` | {f['reason']} | {f['detail']} |" for f in sk["files"][:50]]
+        if sk["count"] > 50:
+            out.append(f"| … | {sk['count'] - 50} more in report.json | |")
+        out.append("")
+    cl = report["clean"]
+    if cl["records"]:
+        out += [f"{cl['removed']} removed, {cl['flagged']} flagged:", "",
+                "| sample | reason | duplicate of | labels disagree | action |", "|---|---|---|---|---|"]
+        out += [f"| `{r['id']}` | {r['reason']} | `{r.get('duplicate_of', '')}` | "
+                f"{'yes' if r.get('label_conflict') else 'no'} | {r.get('action', '')} |" for r in cl["records"][:50]]
+        out.append("")
+    if not sk["count"] and not cl["records"]:
+        out += ["Nothing skipped or removed.", ""]
+    return out
+
+
+def write_preview(path: Path, train, pipeline, report_cfg: dict) -> None:
+    """A grid: each row is one training original followed by augmented copies 1..M of it."""
+    from augcli.preview import preview_grid
+
+    grid = preview_grid(train, pipeline, report_cfg["preview_samples"], report_cfg["preview_copies"])
+    grid.save(path, format="PNG")

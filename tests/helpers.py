@@ -1,0 +1,29 @@
+"""Shared test utilities: invoke the CLI and fingerprint output folders."""
+
+import hashlib
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from augcli.cli.main import cli
+
+# report.json/report.md hold timings; every other output file must be byte-identical across runs.
+VOLATILE = {"report.json", "report.md"}
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def fingerprint(folder: Path) -> dict[str, str]:
+    """sha256 of every non-volatile file below ``folder``, by relative path."""
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name not in VOLATILE
+    }
+
+
+def write_strategy(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path

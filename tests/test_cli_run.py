@@ -1,0 +1,141 @@
+"""`augcli run` end to end: outputs, counts, exit codes, atomicity, determinism."""
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.helpers import fingerprint, invoke, write_strategy
+
+STRATEGY = """\
+version: 1
+seed: 11
+dataset:
+  source: digits
+augment:
+  copies: 3
+  pipeline:
+    - hflip: {p: 0.5}
+    - brightness: {limit: 0.2, p: 0.7}
+output:
+  format: npz
+"""
+
+
+@pytest.fixture
+def strategy(tmp_path):
+    return write_strategy(tmp_path / "s.yaml", STRATEGY)
+
+
+def run(strategy, out, *extra):
+    return invoke("run", strategy, "--out", out, "--limit", 120, *extra)
+
+
+def test_run_writes_every_output(strategy, tmp_path):
+    out = tmp_path / "out"
+    res = run(strategy, out)
+    assert res.exit_code == 0, res.output
+    names = {p.name for p in out.iterdir()}
+    assert {"train.npz", "manifest.jsonl", "report.json", "report.md", "preview.png"} <= names
+    data = np.load(out / "train.npz", allow_pickle=False)
+    assert data["images"].shape == (120 * 4, 8, 8, 1) and data["images"].dtype == np.uint8
+    assert list(data["copy_index"][:4]) == [0, 1, 2, 3]
+    assert list(data["class_names"]) == [str(i) for i in range(10)]
+    report = json.loads((out / "report.json").read_text())
+    assert report["output"]["total"] == 480
+    assert sum(report["counts"]["output"]["train"].values()) == 480
+    assert report["transforms"]["augmented_samples"] == 360
+    lines = (out / "manifest.jsonl").read_text().splitlines()
+    assert len(lines) == 480
+    first_copy = json.loads(lines[1])
+    assert first_copy["copy"] == 1 and first_copy["source"] == "0" and len(first_copy["sha256"]) == 64
+    # originals are untouched copies of the source
+    from sklearn.datasets import load_digits
+
+    src = np.rint(load_digits().images[:120] * 255 / 16).astype(np.uint8)[..., None]
+    assert np.array_equal(data["images"][data["copy_index"] == 0], src)
+    assert not list(tmp_path.glob(".out.tmp-*")), "temporary folder left behind"
+
+
+def test_same_seed_same_bytes_any_batch_size_and_workers(strategy, tmp_path):
+    prints = []
+    for i, (bs, workers) in enumerate([(1, 1), (7, 1), (64, 1), (256, 1), (7, 2)]):
+        out = tmp_path / f"o{i}"
+        res = run(strategy, out, "--batch-size", bs, "--workers", workers)
+        assert res.exit_code == 0, res.output
+        prints.append(fingerprint(out))
+    assert all(p == prints[0] for p in prints[1:])
+    other = tmp_path / "other-seed"
+    assert run(strategy, other, "--seed", 12).exit_code == 0
+    changed = fingerprint(other)
+    assert changed["train.npz"] != prints[0]["train.npz"]
+
+
+def test_existing_output_needs_overwrite(strategy, tmp_path):
+    out = tmp_path / "out"
+    assert run(strategy, out).exit_code == 0
+    before = fingerprint(out)
+    res = run(strategy, out, "--seed", 5)
+    assert res.exit_code == 2 and "--overwrite" in res.output
+    assert fingerprint(out) == before
+    res = run(strategy, out, "--seed", 5, "--overwrite")
+    assert res.exit_code == 0 and fingerprint(out) != before
+
+
+def test_dry_run_writes_nothing(strategy, tmp_path):
+    out = tmp_path / "out"
+    res = run(strategy, out, "--dry-run")
+    assert res.exit_code == 0 and "would write 480 samples" in res.output
+    assert not out.exists()
+
+
+def test_json_prints_the_report(strategy, tmp_path):
+    res = run(strategy, tmp_path / "out", "--json")
+    assert res.exit_code == 0
+    report = json.loads(res.output)
+    assert report["strategy"]["seed"] == 11 and report["output"]["total"] == 480
+
+
+@pytest.mark.parametrize("edit, line", [
+    (("hflip: {p: 0.5}", "hflp: {p: 0.5}"), 8),
+    (("limit: 0.2", "limit: 3"), 9),
+    (("copies: 3", "copies: lots"), 6),
+])
+def test_bad_strategy_exits_2_with_one_line_and_writes_nothing(tmp_path, edit, line):
+    bad = write_strategy(tmp_path / "bad.yaml", STRATEGY.replace(*edit))
+    out = tmp_path / "out"
+    res = run(bad, out)
+    assert res.exit_code == 2
+    err = res.output.strip()
+    assert err.startswith(f"augcli: error: {bad}:{line}: ") and "\n" not in err
+    assert "Traceback" not in res.output
+    assert not out.exists()
+
+
+def test_png_tree(strategy, tmp_path):
+    out = tmp_path / "png"
+    res = invoke("run", strategy, "--out", out, "--limit", 20, "--format", "png", "--set", "augment.copies=1")
+    assert res.exit_code == 0, res.output
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png") if p.name != "preview.png")
+    assert len(files) == 40
+    assert "train/0/0__0.png" in files and "train/0/0__1.png" in files
+    from PIL import Image
+
+    assert np.asarray(Image.open(out / "train/0/0__1.png")).shape == (8, 8)
+
+
+def test_split_augments_train_only(strategy, tmp_path):
+    out = tmp_path / "out"
+    res = run(strategy, out, "--set", "split.val=0.25")
+    assert res.exit_code == 0, res.output
+    train = np.load(out / "train.npz")
+    val = np.load(out / "val.npz")
+    assert set(val["copy_index"]) == {0}
+    n_val = len(val["ids"])
+    assert abs(n_val - 30) <= 3 and len(train["ids"]) == (120 - n_val) * 4  # per-class rounding
+    assert not set(val["ids"]) & set(train["ids"])
+
+
+def test_input_override_and_missing_source(strategy, tmp_path):
+    res = run(strategy, tmp_path / "o", "--input", tmp_path / "missing")
+    assert res.exit_code == 1 and "missing" in res.output and "Traceback" not in res.output
