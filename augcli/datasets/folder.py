@@ -1,0 +1,225 @@
+"""An image folder (one sub-folder per class) as a ``Dataset``, skipping corrupt files with a reason.
+
+Layout: ``root/<class name>/**/<image>``. Class names are the sub-folder names in sorted order and
+a label is the class's position in that order. Files are taken in sorted order of their POSIX path
+relative to ``root`` (which is also their id), so the result never depends on the OS listing order.
+Hidden files and folders (name starting with ".") and files without an image extension are ignored;
+symlinked files are read, symlinked folders below a class folder are not followed (no loops).
+
+Pixel conventions (every image ends as 8-bit "L" or "RGB", then ``color_mode``):
+- EXIF orientation is applied first, so pixels come out the way viewers show them.
+- Alpha (RGBA, LA, palette with transparency) is composited on BLACK: ``c * a / 255`` rounded,
+  so fully transparent pixels become 0, as in digit-style data (white strokes on black).
+- 16-bit modes ("I;16*") and 32-bit "I" are read as 0..65535 and scaled by 255 / 65535 (rounded;
+  "I" values outside that range are clipped). Float "F" follows ``convert.float_to_uint8``.
+- CMYK, YCbCr and other modes go through Pillow's ``convert("RGB")``; "gray" uses Pillow's
+  ``convert("L")`` (ITU-R 601-2 luma). Animated GIF/WebP/TIFF: first frame.
+- Resizing to ``image_size`` uses Pillow's bilinear filter (the aspect ratio is not kept).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from augcli.datasets.base import Dataset, Skipped
+from augcli.datasets.convert import check_color_mode, check_image_size, float_to_uint8
+from augcli.errors import DataError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+# Same value as Pillow's default Image.MAX_IMAGE_PIXELS (about 89.5 megapixels).
+DEFAULT_MAX_PIXELS = 1024 * 1024 * 1024 // 4 // 3
+
+
+class _Skip(Exception):
+    """Internal: a file that cannot be used, with a reason code and a one-line detail."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def load_folder(
+    root,
+    image_size=None,
+    color_mode: str = "rgb",
+    strict: bool = False,
+    extensions=None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Dataset:
+    """Load ``root/<class>/...`` images as uint8 (N, h, w, C), C = 1 ("gray") or 3 ("rgb").
+
+    ``image_size`` is (h, w) in pixels (an int means square); if None, the size of the first readable
+    image in sorted order is used for all. ``extensions`` (e.g. [".png", "jpg"]) replaces the default
+    image extensions (case-insensitive). Files that fail to load are listed in ``skipped`` with a
+    reason: "empty", "truncated", "undecodable", "too_large" (more than ``max_pixels`` pixels, or
+    over Pillow's own Image.MAX_IMAGE_PIXELS bomb guard) or "unreadable" (OS error); with
+    ``strict=True`` the first such file raises DataError instead. Input files are only read.
+    """
+    color_mode = check_color_mode(color_mode)
+    size = check_image_size(image_size)
+    exts = _normalise_extensions(extensions)
+    root = Path(root)
+    class_names = _class_folders(root)
+    files = []  # (relative POSIX id, absolute path, label)
+    for label, name in enumerate(class_names):
+        files.extend((rel, path, label) for rel, path in _image_files(root, root / name, exts))
+    files.sort(key=lambda item: item[0])
+
+    images = None
+    labels, ids, skipped = [], [], []
+    for rel, path, label in files:
+        try:
+            pil = _decode(path, color_mode, int(max_pixels))
+        except _Skip as skip:
+            if strict:
+                raise DataError(f"{path}: {skip.reason}: {skip.detail}") from None
+            skipped.append(Skipped(rel, skip.reason, skip.detail))
+            continue
+        if size is None:
+            size = (pil.height, pil.width)
+        if images is None:
+            images = np.empty((len(files), size[0], size[1], 1 if color_mode == "gray" else 3), np.uint8)
+        if (pil.height, pil.width) != size:
+            pil = pil.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+        images[len(ids)] = np.asarray(pil).reshape(images.shape[1:])
+        labels.append(label)
+        ids.append(rel)
+    if not ids:
+        what = f"no readable images ({len(skipped)} skipped)" if files else "no image files"
+        raise DataError(f"{root}: {what} in its class sub-folders; expected images with extensions {', '.join(exts)}")
+    return Dataset(
+        images=images[: len(ids)].copy() if len(ids) < len(files) else images,
+        labels=np.asarray(labels, dtype=np.int64),
+        ids=np.asarray(ids),
+        class_names=class_names,
+        source=str(root),
+        skipped=skipped,
+    )
+
+
+def _normalise_extensions(extensions) -> tuple:
+    if extensions is None:
+        return IMAGE_EXTENSIONS
+    if isinstance(extensions, str):
+        extensions = [extensions]
+    out = tuple(sorted({("" if e.startswith(".") else ".") + e.lower() for e in extensions}))
+    if not out:
+        raise ValueError("extensions must name at least one file extension, e.g. ['.png']")
+    return out
+
+
+def _class_folders(root: Path) -> list:
+    """Sorted names of the non-hidden sub-folders of ``root``; DataError if there are none."""
+    if not root.exists():
+        raise DataError(f"{root}: no such folder; expected a folder with one sub-folder per class")
+    if not root.is_dir():
+        raise DataError(f"{root}: not a folder; expected a folder with one sub-folder per class")
+    try:
+        with os.scandir(root) as entries:
+            names = [e.name for e in entries if not e.name.startswith(".") and e.is_dir()]
+    except OSError as exc:
+        raise DataError(f"{root}: cannot list folder: {exc.strerror or exc}") from None
+    if not names:
+        raise DataError(f"{root}: no class sub-folders; expected one sub-folder per class holding its images")
+    return sorted(names)
+
+
+def _image_files(root: Path, class_dir: Path, exts: tuple) -> list:
+    """(relative POSIX id, path) of candidate image files below ``class_dir``, sorted by id."""
+    found = []
+    pending = [class_dir]
+    while pending:
+        folder = pending.pop()
+        try:
+            with os.scandir(folder) as entries:
+                entries = list(entries)
+        except OSError as exc:
+            raise DataError(f"{folder}: cannot list folder: {exc.strerror or exc}") from None
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                pending.append(Path(entry.path))
+            elif os.path.splitext(entry.name)[1].lower() in exts and (entry.is_file() or entry.is_symlink()):
+                # Broken symlinks are kept so they are reported as "unreadable" rather than vanish.
+                path = Path(entry.path)
+                found.append((path.relative_to(root).as_posix(), path))
+    return sorted(found, key=lambda item: item[0])
+
+
+def _decode(path: Path, color_mode: str, max_pixels: int) -> Image.Image:
+    """Read one file (read-only, handle closed at once) and return an 8-bit "L" or "RGB" image."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise _Skip("unreadable", exc.strerror or str(exc)) from None
+    if not data:
+        raise _Skip("empty", "file has zero bytes")
+    try:
+        with warnings.catch_warnings():
+            # Pillow's bomb guard warns (or raises) on open; make the warning an error we can catch.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                pixels = im.width * im.height
+                if pixels > max_pixels:
+                    raise _Skip("too_large", f"{im.width}x{im.height} = {pixels} pixels exceeds the limit of {max_pixels}")
+                im.load()
+                return _to_color_mode(_apply_orientation(im), color_mode)
+    except _Skip:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise _Skip("too_large", _one_line(exc)) from None
+    except UnidentifiedImageError:
+        raise _Skip("undecodable", "not a recognised image file") from None
+    except (EOFError, OSError) as exc:
+        reason = "truncated" if isinstance(exc, EOFError) or "truncated" in str(exc).lower() else "undecodable"
+        raise _Skip(reason, _one_line(exc)) from None
+    except Exception as exc:  # decoders raise SyntaxError, ValueError, struct.error, zlib.error, ...
+        raise _Skip("undecodable", f"{type(exc).__name__}: {_one_line(exc)}") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _apply_orientation(im: Image.Image) -> Image.Image:
+    try:
+        return ImageOps.exif_transpose(im)
+    except Exception:  # a broken EXIF block should not cost the pixels: keep them as stored
+        return im.copy()  # a copy, because the caller closes ``im``
+
+
+def _to_color_mode(im: Image.Image, color_mode: str) -> Image.Image:
+    im = _to_8bit(im)
+    target = "L" if color_mode == "gray" else "RGB"
+    return im if im.mode == target else im.convert(target)
+
+
+def _to_8bit(im: Image.Image) -> Image.Image:
+    """Any Pillow mode -> 8-bit "L" or "RGB" by the rules in the module docstring."""
+    mode = im.mode
+    if mode in ("L", "RGB"):
+        return im
+    if mode == "1":
+        return im.convert("L")
+    if mode in ("P", "PA"):
+        has_alpha = mode == "PA" or "transparency" in im.info
+        return _to_8bit(im.convert("RGBA" if has_alpha else "RGB"))
+    if mode in ("LA", "La", "RGBA", "RGBa"):
+        arr = np.asarray(im.convert("LA" if mode[0] == "L" else "RGBA"), dtype=np.float32)
+        color = np.rint(arr[..., :-1] * arr[..., -1:] / 255.0).astype(np.uint8)
+        return Image.fromarray(color[..., 0] if color.shape[-1] == 1 else color, "L" if mode[0] == "L" else "RGB")
+    if mode.startswith("I;16") or mode == "I":
+        arr = np.asarray(im).astype(np.float64)
+        scaled = np.rint(np.clip(arr, 0, 65535) * (255.0 / 65535.0)).astype(np.uint8)
+        return Image.fromarray(scaled, "L")
+    if mode == "F":
+        return Image.fromarray(float_to_uint8(np.asarray(im), "float image"), "L")
+    return im.convert("RGB")

@@ -1,0 +1,138 @@
+"""A NumPy ``.npz`` archive (including the ones augcli writes) as a ``Dataset``."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from augcli.datasets.base import Dataset
+from augcli.datasets.convert import (
+    check_color_mode,
+    check_image_size,
+    convert_color_mode,
+    float_to_uint8,
+    resize_images,
+)
+from augcli.errors import DataError
+
+
+def load_npz(
+    path,
+    images_key: str = "images",
+    labels_key: str = "labels",
+    ids_key: str = "ids",
+    class_names_key: str = "class_names",
+    color_mode=None,
+    image_size=None,
+) -> Dataset:
+    """Load images, labels and optional ids / class names from an ``.npz`` file (no pickles).
+
+    Images: (N, H, W) or (N, H, W, C) with C in {1, 3}; uint8 as is, other integer types if they
+    lie in 0..255, floats by one rule for the whole array: all values in [0, 1] -> times 255,
+    otherwise values must lie in [0, 255]; then rounded. NaN/Inf raise DataError naming the key.
+    Labels: integer (N,) >= 0 (int64), or soft (N, K) non-negative floats kept as float32.
+    Ids default to "0".."N-1"; class names default to "0".."K-1". Other keys augcli writes
+    (source_index, copy_index) are ignored. ``color_mode`` None keeps the stored channels, "gray" /
+    "rgb" converts; ``image_size`` (h, w), if given, resizes with Pillow's bilinear filter.
+    """
+    color_mode = check_color_mode(color_mode, allow_none=True)
+    size = check_image_size(image_size)
+    path = Path(path)
+    if not path.is_file():
+        what = "no such file" if not path.exists() else "not a file"
+        raise DataError(f"{path}: {what}; expected an .npz archive with keys '{images_key}' and '{labels_key}'")
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise DataError(f"{path}: not a readable .npz archive ({_one_line(exc)})") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise DataError(f"{path}: expected an .npz archive of named arrays, found a single .npy array")
+    with archive:
+        present = list(archive.files)
+        images = _images(path, _read(archive, path, images_key, present), images_key)
+        n = images.shape[0]
+        labels = _labels(path, _read(archive, path, labels_key, present), labels_key, n)
+        ids = _ids(path, archive, ids_key, present, n)
+        class_names = _class_names(path, archive, class_names_key, present, labels)
+    if size is not None:
+        images = resize_images(images, size)
+    images = convert_color_mode(images, color_mode)
+    return Dataset(images=images, labels=labels, ids=ids, class_names=class_names, source=str(path))
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _read(archive, path: Path, key: str, present: list) -> np.ndarray:
+    if key not in present:
+        keys = ", ".join(present) if present else "none"
+        raise DataError(f"{path}: missing key '{key}'; keys present: {keys}")
+    try:
+        return archive[key]
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        # Object arrays need pickle, which we refuse: data files must not run code.
+        raise DataError(f"{path}: key '{key}' cannot be read without pickle or is damaged ({_one_line(exc)})") from None
+
+
+def _images(path: Path, arr: np.ndarray, key: str) -> np.ndarray:
+    if arr.ndim == 3:
+        arr = arr[..., None]
+    if arr.ndim != 4 or arr.shape[-1] not in (1, 3):
+        raise DataError(f"{path}: key '{key}' must have shape (N, H, W) or (N, H, W, C) with C in {{1, 3}}, got {arr.shape}")
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype.kind in "iub":
+        if arr.size and (arr.min() < 0 or arr.max() > 255):
+            raise DataError(f"{path}: key '{key}' holds integers outside 0..255 ({arr.dtype})")
+        return arr.astype(np.uint8)
+    if arr.dtype.kind == "f":
+        try:
+            return float_to_uint8(arr, f"{path}: key '{key}'")
+        except ValueError as exc:
+            raise DataError(str(exc)) from None
+    raise DataError(f"{path}: key '{key}' must be uint8 or float pixels, got dtype {arr.dtype}")
+
+
+def _labels(path: Path, arr: np.ndarray, key: str, n: int) -> np.ndarray:
+    if arr.shape[:1] != (n,) or arr.ndim not in (1, 2):
+        raise DataError(f"{path}: key '{key}' must have shape ({n},) or ({n}, K) to match the images, got {arr.shape}")
+    if arr.dtype.kind not in "iubf":
+        raise DataError(f"{path}: key '{key}' must be numeric, got dtype {arr.dtype}")
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        raise DataError(f"{path}: key '{key}' holds NaN or Inf")
+    if arr.size and arr.min() < 0:
+        raise DataError(f"{path}: key '{key}' holds negative values; expected class indices or class weights >= 0")
+    if arr.ndim == 2:
+        return arr.astype(np.float32)
+    if arr.dtype.kind == "f" and not np.all(arr == np.rint(arr)):
+        raise DataError(f"{path}: key '{key}' must hold integer class indices, found fractional values")
+    return arr.astype(np.int64)
+
+
+def _ids(path: Path, archive, key: str, present: list, n: int) -> np.ndarray:
+    if key not in present:
+        return np.array([str(i) for i in range(n)])
+    arr = _read(archive, path, key, present)
+    if arr.shape != (n,):
+        raise DataError(f"{path}: key '{key}' must have shape ({n},) to match the images, got {arr.shape}")
+    if arr.dtype.kind == "S":
+        return np.char.decode(arr, "utf-8")
+    return arr.astype(str)
+
+
+def _class_names(path: Path, archive, key: str, present: list, labels: np.ndarray) -> list:
+    needed = labels.shape[1] if labels.ndim == 2 else (int(labels.max()) + 1 if labels.size else 0)
+    if key not in present:
+        return [str(k) for k in range(needed)]
+    arr = _read(archive, path, key, present)
+    if arr.ndim != 1:
+        raise DataError(f"{path}: key '{key}' must be a 1-D array of names, got shape {arr.shape}")
+    names = [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in arr.tolist()]
+    if labels.ndim == 2 and len(names) != needed:
+        raise DataError(f"{path}: key '{key}' has {len(names)} names but the soft labels have {needed} columns")
+    if len(names) < needed:
+        raise DataError(f"{path}: key '{key}' has {len(names)} names but labels go up to {needed - 1}")
+    return names
