@@ -1,1 +1,77 @@
-"""placeholder: filled by the catalogue work."""
+"""Noise transforms: configuration and parameter sampling; kernels live in functional.noise.
+
+Noise fields are drawn with a shape that depends only on the image shape and the config
+((H, W, C) or (H, W, 1)), so the draws never depend on pixel values.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from augcli.schema import Bool, Float, Range
+from augcli.transforms.base import Transform
+from augcli.transforms.functional import noise as F
+from augcli.transforms.registry import register
+
+
+def _field_shape(shape: tuple, per_channel: bool) -> tuple:
+    _, h, w, c = shape
+    return (h, w, c if per_channel else 1)
+
+
+@register("gaussian_noise")
+class GaussianNoise(Transform):
+    summary = "Add zero-mean Gaussian noise whose std (a fraction of 255) is drawn per sample."
+    spec = {
+        "std": Range((0.01, 0.05), 0.0, 1.0, around=None, doc="noise standard deviation as a fraction of 255: [a, b]"),
+        "per_channel": Bool(True, doc="independent noise per channel (false: the same noise on every channel)"),
+    }
+
+    def sample_params(self, streams, shape):
+        return {
+            "std": streams.uniform(self.std[0], self.std[1]),
+            "field": streams.normal(shape=_field_shape(shape, self.per_channel), dtype=np.float32),
+        }
+
+    def apply(self, images, params):
+        return F.gaussian_noise(images, params["std"], params["field"])
+
+
+@register("speckle_noise")
+class SpeckleNoise(Transform):
+    summary = "Multiply by (1 + std * Gaussian noise): noise proportional to brightness."
+    spec = {
+        "std": Range((0.05, 0.2), 0.0, 2.0, around=None, doc="relative noise standard deviation: [a, b]"),
+        "per_channel": Bool(True, doc="independent noise per channel (false: the same noise on every channel)"),
+    }
+
+    def sample_params(self, streams, shape):
+        return {
+            "std": streams.uniform(self.std[0], self.std[1]),
+            "field": streams.normal(shape=_field_shape(shape, self.per_channel), dtype=np.float32),
+        }
+
+    def apply(self, images, params):
+        return F.speckle_noise(images, params["std"], params["field"])
+
+
+@register("salt_and_pepper")
+class SaltAndPepper(Transform):
+    summary = "Set a random fraction of pixels (all channels) to white (salt) or black (pepper)."
+    spec = {
+        "amount": Range((0.01, 0.05), 0.0, 1.0, around=None, doc="fraction of pixels changed: [a, b]"),
+        "salt_vs_pepper": Float(0.5, 0.0, 1.0, doc="share of the changed pixels set to 255 (the rest to 0)"),
+    }
+
+    def sample_params(self, streams, shape):
+        _, h, w, _ = shape
+        amount = streams.uniform(self.amount[0], self.amount[1])
+        return {
+            "amount": amount,
+            "salt_ratio": np.full(amount.shape, self.salt_vs_pepper),
+            # float64 on purpose: a float32 cast can round a draw up to 1.0 and miss amount = 1
+            "field": streams.uniform(0.0, 1.0, shape=(h, w, 1)),
+        }
+
+    def apply(self, images, params):
+        return F.salt_and_pepper(images, params["amount"], params["salt_ratio"], params["field"])
