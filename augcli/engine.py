@@ -17,6 +17,7 @@ import numpy as np
 from augcli.datasets.base import Dataset
 from augcli.pipeline import Pipeline
 from augcli.rng import hash_ids, sample_keys
+from augcli.transforms.mixing import MixPool, one_hot
 
 
 @dataclass
@@ -30,18 +31,45 @@ class Augmented:
     copy_index: np.ndarray    # 0 = original, 1..K = augmented copies
     ops: list = field(default_factory=list)  # per output sample: transforms fired with params
     fired: dict = field(default_factory=dict)
+    suppressed: dict = field(default_factory=dict)  # draws turned off by per-class rules
 
     def __len__(self) -> int:
         return self.images.shape[0]
 
 
-def plan(n_sources: int, copies: int, keep_originals: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Work items ordered by source then copy: (source_index, copy_index) arrays."""
+def plan(n_sources: int, copies, keep_originals: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Work items ordered by source then copy: (source_index, copy_index) arrays.
+
+    ``copies`` is one count for every source or an array of per-source counts (class balancing).
+    """
     first = 0 if keep_originals else 1
-    per_source = copies + 1 - first
+    counts = np.broadcast_to(np.asarray(copies, dtype=np.int64), (n_sources,))
+    per_source = counts + 1 - first
     source = np.repeat(np.arange(n_sources, dtype=np.int64), per_source)
-    copy = np.tile(np.arange(first, copies + 1, dtype=np.int64), n_sources)
+    # copy index = position within the source's run of items, offset by `first`
+    starts = np.repeat(np.cumsum(per_source) - per_source, per_source)
+    copy = np.arange(len(source), dtype=np.int64) - starts + first
     return source, copy
+
+
+def balance_copies(labels: np.ndarray, num_classes: int, copies: int, keep_originals: bool, target) -> np.ndarray:
+    """Per-source copy counts so that every class reaches ``target`` output samples ('max' or a count).
+
+    The extra copies of a class are spread round-robin over its sources in dataset order, so the
+    first sources of a class get one more copy than the last when the split is uneven.
+    """
+    hard = labels if labels.ndim == 1 else labels.argmax(axis=1)
+    n_class = np.bincount(hard, minlength=num_classes)
+    base = n_class * (copies + (1 if keep_originals else 0))
+    goal = base.max() if target == "max" else int(target)
+    extra = np.maximum(goal - base, 0)
+    rank = np.zeros(len(hard), dtype=np.int64)  # position of each source within its class
+    order = np.argsort(hard, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(n_class)[:-1]])
+    rank[order] = np.arange(len(hard)) - np.repeat(starts, n_class)
+    per_source = np.where(n_class[hard] > 0, extra[hard] // np.maximum(n_class[hard], 1), 0)
+    per_source += rank < (extra[hard] % np.maximum(n_class[hard], 1))
+    return copies + per_source
 
 
 # Worker processes read the job from this module global (inherited by fork), so the dataset is not
@@ -54,20 +82,26 @@ def _run_chunk(bounds: tuple[int, int]):
     lo, hi = bounds
     src, copy = job["source"][lo:hi], job["copy"][lo:hi]
     images = job["images"][src]
+    labels = job["labels"][src]
     augment = copy > 0  # copy 0 is the original, passed through untouched
     out = images.copy()
     ops: list = [[] for _ in range(hi - lo)]
     fired: dict = {}
+    suppressed: dict = {}
     if augment.any():
         idx = np.flatnonzero(augment)
         pipe: Pipeline = job["pipeline"]
         keys = sample_keys(pipe.seed, job["id_hashes"][src[idx]], copy[idx])
-        result, params = pipe.run(images[idx], keys)
+        result, new_labels, params = pipe.run(images[idx], keys, labels[idx], job["pool"])
         out = _place(out, idx, result)
+        if new_labels is not None:
+            labels = labels.copy()
+            labels[idx] = new_labels
         for j, rec in zip(idx, pipe.records(params)):
             ops[j] = rec
         fired = pipe.fire_counts(params)
-    return out, ops, fired
+        suppressed = params.get("suppressed", {})
+    return out, labels, ops, fired, suppressed
 
 
 def _place(out: np.ndarray, idx: np.ndarray, result: np.ndarray) -> np.ndarray:
@@ -83,41 +117,56 @@ def _place(out: np.ndarray, idx: np.ndarray, result: np.ndarray) -> np.ndarray:
 def augment_dataset(
     dataset: Dataset,
     pipeline: Pipeline,
-    copies: int,
+    copies,
     keep_originals: bool = True,
     batch_size: int = 256,
     workers: int = 1,
     progress: Callable[[int], None] | None = None,
 ) -> Augmented:
-    """Augment every sample ``copies`` times (plus the original as copy 0 if ``keep_originals``)."""
+    """Augment every sample ``copies`` times (plus the original as copy 0 if ``keep_originals``).
+
+    ``copies`` may be per-source counts (see ``balance_copies``). With mixing transforms the labels
+    come back soft (float32 N×K, originals one-hot) and partners are drawn from this dataset.
+    """
     source, copy = plan(len(dataset), copies, keep_originals)
     out_shape = dataset.image_shape
-    if copies > 0 and len(dataset):
+    if np.any(np.asarray(copies) > 0) and len(dataset):
         out_shape = pipeline.output_shape((1,) + dataset.image_shape)[1:]
         if keep_originals and out_shape != dataset.image_shape:
             raise ValueError(
                 f"the pipeline changes the image size {dataset.image_shape[:2]} -> {out_shape[:2]}; "
                 "set augment.keep_originals: false or keep the size"
             )
+    labels = dataset.labels
+    pool = None
+    if pipeline.mixes_labels:
+        labels = one_hot(dataset.labels, len(dataset.class_names))
+        pool = MixPool(dataset.images, labels)
     images = np.empty((len(source),) + tuple(out_shape), dtype=np.uint8)
+    out_labels = np.empty((len(source),) + labels.shape[1:], dtype=labels.dtype)
     ops: list = []
     fired: dict = {}
-    _JOB.update(
-        images=dataset.images, source=source, copy=copy, pipeline=pipeline, id_hashes=hash_ids(list(dataset.ids))
-    )
+    suppressed: dict = {}
+    _JOB.update(images=dataset.images, labels=labels, pool=pool, source=source, copy=copy, pipeline=pipeline,
+                id_hashes=hash_ids(list(dataset.ids)))
     chunks = [(lo, min(lo + batch_size, len(source))) for lo in range(0, len(source), batch_size)]
     try:
-        for (lo, hi), (chunk, chunk_ops, chunk_fired) in zip(chunks, _map(chunks, workers)):
+        for (lo, hi), (chunk, chunk_labels, chunk_ops, chunk_fired, chunk_supp) in zip(chunks, _map(chunks, workers)):
             images[lo:hi] = chunk
+            out_labels[lo:hi] = chunk_labels
             ops.extend(chunk_ops)
-            for name, n in chunk_fired.items():
-                fired[name] = fired.get(name, 0) + n
+            _add_counts(fired, chunk_fired)
+            _add_counts(suppressed, chunk_supp)
             if progress:
                 progress(hi - lo)
     finally:
         _JOB.clear()
-    labels = dataset.labels[source]
-    return Augmented(images, labels, dataset.ids[source], source, copy, ops, fired)
+    return Augmented(images, out_labels, dataset.ids[source], source, copy, ops, fired, suppressed)
+
+
+def _add_counts(total: dict, part: dict) -> None:
+    for name, n in part.items():
+        total[name] = total.get(name, 0) + n
 
 
 def _map(chunks, workers: int):

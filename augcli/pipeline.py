@@ -15,8 +15,10 @@ from typing import Any, Sequence as Seq
 
 import numpy as np
 
+from augcli.errors import SchemaError
 from augcli.rng import Streams, hash_ids, sample_keys
-from augcli.transforms.base import Params, Transform
+from augcli.transforms.base import Params, Transform, apply_gated
+from augcli.transforms.mixing import MixPool, one_hot
 from augcli.transforms.containers import Sequence
 from augcli.transforms.registry import build
 
@@ -24,9 +26,10 @@ from augcli.transforms.registry import build
 class Pipeline:
     """An ordered chain of transforms plus the root seed."""
 
-    def __init__(self, transforms: Seq[Transform], seed: int = 0):
-        self.root = Sequence(list(transforms))
+    def __init__(self, transforms: Seq[Transform], seed: int = 0, rules=None):
+        self.root = _Root(list(transforms))
         self.seed = int(seed)
+        self.rules = rules  # augcli.rules.ClassRules or None
 
     @property
     def transforms(self) -> list[Transform]:
@@ -38,13 +41,26 @@ class Pipeline:
         return cls([build(entry, ("pipeline", i)) for i, entry in enumerate(entries)], seed=seed)
 
     @classmethod
-    def from_strategy(cls, strategy, overrides: Seq[str] = ()) -> "Pipeline":
-        """Build from a strategy file path or a loaded ``Strategy``."""
+    def from_strategy(cls, strategy, overrides: Seq[str] = (), class_names: Seq[str] | None = None) -> "Pipeline":
+        """Build from a strategy file path or a loaded ``Strategy``.
+
+        A strategy with per-class ``augment.rules`` needs the dataset's ``class_names`` (label k is
+        ``class_names[k]``) so the rules can find their classes.
+        """
+        from augcli.rules import ClassRules
         from augcli.strategy import Strategy, load_strategy
 
         if not isinstance(strategy, Strategy):
             strategy = load_strategy(strategy, overrides)
-        return cls(strategy.transforms, seed=strategy.seed)
+        rules = None
+        if strategy.section("augment")["rules"]:
+            if class_names is None:
+                raise ValueError("this strategy has augment.rules: pass class_names")
+            try:
+                rules = ClassRules(strategy.section("augment")["rules"], list(class_names))
+            except SchemaError as err:
+                raise strategy.error(err) from None
+        return cls(strategy.transforms, seed=strategy.seed, rules=rules)
 
     def keys(self, ids: Seq[str], copy=0) -> np.ndarray:
         """Per-sample stream keys for sample ``ids`` and copy index (scalar or per sample)."""
@@ -54,21 +70,53 @@ class Pipeline:
         """Draw the parameters of every transform for samples with the given stream keys."""
         return self.root.sample(Streams(keys), shape)
 
-    def run(self, images: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, Params]:
-        """Augment ``images`` (uint8 N×H×W×C); returns the images and the parameters drawn."""
+    @property
+    def mixes_labels(self) -> bool:
+        """True when a transform (mixup, cutmix) makes labels soft."""
+        return any(getattr(t, "uses_labels", False) for t in self.transforms)
+
+    def run(self, images: np.ndarray, keys: np.ndarray, labels: np.ndarray | None = None,
+            pool: MixPool | None = None, num_classes: int | None = None) -> tuple[np.ndarray, np.ndarray | None, Params]:
+        """Augment ``images`` (uint8 N×H×W×C) -> (images, labels, params drawn).
+
+        ``labels`` (hard (N,) or soft (N, K)) are needed by label rules and mixing transforms; with
+        mixing, the returned labels are soft float32 (N, K) and partners come from ``pool`` (default:
+        this batch's own images - fine on-line, but then pairing depends on the batch).
+        """
         _check_images(images)
         params = self.sample(keys, images.shape)
-        return self.root.apply(images, params), params
+        if self.rules is not None:
+            if labels is None:
+                raise ValueError("this pipeline has per-class rules: pass labels")
+            self.rules.restrict(self.root, params, _hard(labels))
+        return (*self.replay(images, params, labels, pool, num_classes), params)
 
-    def replay(self, images: np.ndarray, params: Params) -> np.ndarray:
-        """Apply previously drawn parameters again (exact replay)."""
-        return self.root.apply(images, params)
+    def replay(self, images: np.ndarray, params: Params, labels: np.ndarray | None = None,
+               pool: MixPool | None = None, num_classes: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Apply previously drawn parameters again (exact replay) -> (images, labels)."""
+        if not self.mixes_labels:
+            return self.root.apply(images, params), labels
+        if labels is None:
+            raise ValueError("mixup/cutmix need labels: pass labels")
+        k = num_classes or (labels.shape[1] if labels.ndim == 2 else int(labels.max()) + 1)
+        soft = one_hot(labels, k)
+        pool = pool or MixPool(images, soft)
+        for t, child in zip(self.transforms, params["children"]):
+            if getattr(t, "uses_labels", False):
+                images, soft = t.mix(images, soft, child, pool)
+            else:
+                images = apply_gated(t, images, child)
+        return images, soft
 
-    def __call__(self, images: np.ndarray, ids: Seq[str] | None = None, copy=0) -> np.ndarray:
-        """Augment a batch; ``ids`` default to the row numbers, ``copy`` (e.g. the epoch) varies draws."""
+    def __call__(self, images: np.ndarray, ids: Seq[str] | None = None, copy=0, labels=None):
+        """Augment a batch; ``ids`` default to the row numbers, ``copy`` (e.g. the epoch) varies draws.
+
+        Returns the images, or (images, labels) when ``labels`` are given.
+        """
         if ids is None:
             ids = [str(i) for i in range(images.shape[0])]
-        return self.run(images, self.keys(ids, copy))[0]
+        out, out_labels, _ = self.run(images, self.keys(ids, copy), labels)
+        return out if labels is None else (out, out_labels)
 
     def output_shape(self, shape: tuple) -> tuple:
         return self.root.output_shape(shape)
@@ -105,6 +153,16 @@ def _json_value(value):
         item = arr.item()
         return round(item, 6) if isinstance(item, float) else item
     return np.round(arr, 6).tolist() if arr.dtype.kind == "f" else arr.tolist()
+
+
+class _Root(Sequence):
+    """The pipeline's top-level sequence: the one place mixing transforms may stand."""
+
+    allows_mixing = True
+
+
+def _hard(labels: np.ndarray) -> np.ndarray:
+    return labels if labels.ndim == 1 else labels.argmax(axis=1)
 
 
 def _check_images(images: np.ndarray) -> None:

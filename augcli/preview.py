@@ -34,7 +34,16 @@ def preview_grid(dataset: Dataset, pipeline: Pipeline, rows: int = 8, copies: in
     idx = pick_rows(dataset, rows)
     originals = dataset.images[idx]
     ids = dataset.ids[idx]
-    columns = [originals] + [pipeline.run(originals, pipeline.keys(ids, k))[0] for k in range(1, copies + 1)]
+    labels = dataset.labels[idx]
+    pool = None
+    if pipeline.mixes_labels:
+        from augcli.transforms.mixing import MixPool, one_hot
+
+        pool = MixPool(dataset.images, one_hot(dataset.labels, len(dataset.class_names)))
+    columns = [originals] + [
+        pipeline.run(originals, pipeline.keys(ids, k), labels, pool, len(dataset.class_names))[0]
+        for k in range(1, copies + 1)
+    ]
     h = max(c.shape[1] for c in columns)
     w = max(c.shape[2] for c in columns)
     scale = max(1, int(np.ceil(64 / max(h, w))))

@@ -288,3 +288,73 @@ class NumberList(Param):
 
     def range_text(self):
         return Number(low=self.low, high=self.high).range_text()
+
+
+@dataclass(frozen=True)
+class ListOf(Param):
+    """A list whose items all follow ``item`` (e.g. a list of rule mappings)."""
+
+    item: Param = None
+
+    def validate(self, value, path):
+        if value is None:
+            return [] if self.default is not _MISSING else value
+        if not isinstance(value, list):
+            raise SchemaError(path, f"expected a list, got {_show(value)}")
+        return [self.item.validate(v, path + (i,)) for i, v in enumerate(value)]
+
+    def type_name(self):
+        return f"list of {self.item.type_name()}"
+
+
+@dataclass(frozen=True)
+class Name(Param):
+    """A name (string); integers are accepted and turned into text (class names like 6 or "6")."""
+
+    def validate(self, value, path):
+        if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value):
+            return str(value)
+        raise SchemaError(path, f"expected a name, got {_show(value)}")
+
+    def type_name(self):
+        return "name"
+
+
+@dataclass(frozen=True)
+class NumberMap(Param):
+    """A mapping of names to numbers in ``[low, high]`` (e.g. ``max_abs: {angle: 20}``)."""
+
+    low: float = -math.inf
+    high: float = math.inf
+
+    def validate(self, value, path):
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise SchemaError(path, f"expected a mapping of names to numbers, got {_show(value)}")
+        number = Number(low=self.low, high=self.high)
+        return {str(k): number.validate(v, path + (k,)) for k, v in value.items()}
+
+    def type_name(self):
+        return "mapping of numbers"
+
+
+@dataclass(frozen=True)
+class Either(Param):
+    """The first of ``options`` that accepts the value (e.g. ``"max"`` or a positive integer)."""
+
+    options: tuple = ()
+
+    def validate(self, value, path):
+        if value is None and self.default is None:
+            return None
+        for option in self.options:
+            try:
+                return option.validate(value, path)
+            except SchemaError:
+                continue
+        expected = " or ".join(o.range_text() if isinstance(o, Choice) else o._expected() for o in self.options)
+        raise SchemaError(path, f"expected {expected}, got {_show(value)}")
+
+    def type_name(self):
+        return " | ".join(o.type_name() for o in self.options)

@@ -18,7 +18,8 @@ from typing import Any, Sequence
 import yaml
 
 from augcli.errors import SchemaError, StrategyError, UsageError, format_path
-from augcli.schema import Bool, Choice, Float, Int, Mapping, Param, Size, Text, validate_mapping
+from augcli.rules import RULES_SPEC, check_rule_names
+from augcli.schema import Bool, Choice, Either, Float, Int, Mapping, Param, Size, Text, validate_mapping
 
 SCHEMA_VERSION = 1
 
@@ -74,6 +75,11 @@ SCHEMA: dict[str, Param] = {
         "copies": Int(1, 0, 10_000, doc="augmented copies per training image"),
         "keep_originals": Bool(True, doc="also write each original (as copy 0)"),
         "pipeline": PipelineSpec(),
+        "rules": RULES_SPEC,
+        "balance": Mapping(doc="extra augmented copies for minority classes", fields={
+            "target": Either(None, options=(Choice(choices=("max",)), Int(low=1)),
+                             doc="per-class output count to reach: 'max' (the largest class) or a number; null = off"),
+        }),
     }),
     "output": Mapping(doc="where and how results are written", fields={
         "dir": Text(None, nullable=True, doc="output folder (default: data/out/<strategy name>)"),
@@ -100,6 +106,10 @@ class Strategy:
     @property
     def seed(self) -> int:
         return self.config["seed"]
+
+    def error(self, err: SchemaError) -> StrategyError:
+        """A data-dependent strategy problem (e.g. an unknown class in a rule), located in the file."""
+        return StrategyError(locate(err, self.path, self.lines, {}))
 
     @property
     def name(self) -> str:
@@ -282,9 +292,10 @@ def strategy_from_text(text: str, filename: str = "<strategy>", overrides: Seque
         overridden[opath] = expr
     try:
         config = validate_mapping(SCHEMA, data, ())
-        from augcli.transforms.registry import build
+        from augcli.transforms.registry import REGISTRY, build
 
         transforms = [build(e, ("augment", "pipeline", i)) for i, e in enumerate(config["augment"]["pipeline"])]
+        check_rule_names(config["augment"]["rules"], REGISTRY)
     except SchemaError as err:
         raise StrategyError(locate(err, filename, lines, overridden)) from None
     return Strategy(path=filename, config=config, transforms=transforms, lines=lines)

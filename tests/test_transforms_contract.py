@@ -3,9 +3,11 @@
 import numpy as np
 import pytest
 
+from augcli.pipeline import Pipeline
 from augcli.rng import Streams, hash_ids, sample_keys
 from augcli.transforms import REGISTRY, build, load_all
 from augcli.transforms.containers import Container
+from augcli.transforms.mixing import MixPool, one_hot
 
 load_all()
 NAMES = sorted(REGISTRY)
@@ -28,6 +30,21 @@ def batch(rgb, n=9, h=14, w=12, seed=0):
     return np.clip(0.5 * base + grad, 0, 255).astype(np.uint8)
 
 
+def apply(t, x, keys=None, params=None):
+    """Apply ``t`` to ``x`` with the given keys (sample) or params (replay).
+
+    Mixing transforms need labels and a partner pool; a fixed pool keeps them batch-invariant.
+    """
+    if not t.uses_labels:
+        return t(x, Streams(keys) if params is None else None, params)
+    pipe = Pipeline([t])
+    labels = np.arange(len(x)) % 3
+    pool = MixPool(batch(x.shape[-1] == 3, n=6, seed=99), one_hot(np.arange(6) % 3, 3))
+    if params is None:
+        params = t.sample(Streams(keys), x.shape)
+    return pipe.replay(x, {"gate": np.ones(len(x), bool), "children": [params]}, labels, pool, 3)[0]
+
+
 def keys_for(n, copy=0):
     return sample_keys(7, hash_ids([f"img{i}" for i in range(n)]), copy)
 
@@ -40,7 +57,7 @@ def test_contract(name, rgb):
     before = x.copy()
     keys = keys_for(len(x))
     params = t.sample(Streams(keys), x.shape)
-    y = t(x, params=params)
+    y = apply(t, x, params=params)
 
     assert np.array_equal(x, before), "input was modified"
     assert y.dtype == np.uint8
@@ -48,16 +65,16 @@ def test_contract(name, rgb):
     assert all(v.shape[0] == len(x) for v in params.values() if isinstance(v, np.ndarray)), "params must lead with N"
 
     # determinism: the same keys give the same bytes
-    assert np.array_equal(y, t(x, Streams(keys)))
+    assert np.array_equal(y, apply(t, x, keys))
     # batch invariance: splitting the batch (with each sample's own key) changes nothing
-    parts = [t(x[a:b], Streams(keys[a:b])) for a, b in [(0, 1), (1, 5), (5, 9)]]
+    parts = [apply(t, x[a:b], keys[a:b]) for a, b in [(0, 1), (1, 5), (5, 9)]]
     assert np.array_equal(y, np.concatenate(parts))
     # empty batch
-    empty = t(x[:0], Streams(keys[:0]))
+    empty = apply(t, x[:0], keys[:0])
     assert empty.shape[0] == 0 and empty.dtype == np.uint8
     # YAML round trip gives an equal transform
     again = build(t.to_config())
-    assert np.array_equal(y, again(x, Streams(keys)))
+    assert np.array_equal(y, apply(again, x, keys))
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -66,7 +83,7 @@ def test_p0_is_identity(name):
         pytest.skip("size-changing transforms require p=1")
     t = make(name, p=0.0)
     x = batch(True)
-    assert np.array_equal(t(x, Streams(keys_for(len(x)))), x)
+    assert np.array_equal(apply(t, x, keys_for(len(x))), x)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -74,7 +91,7 @@ def test_does_something_at_p1(name):
     """A transform at p=1 changes at least one image of a varied batch (its defaults are not no-ops)."""
     t = make(name)
     x = batch(True, n=16)
-    y = t(x, Streams(keys_for(len(x))))
+    y = apply(t, x, keys_for(len(x)))
     assert y.shape != x.shape or not np.array_equal(y, x)
 
 

@@ -55,6 +55,7 @@ class Transform:
     # Output size differs from input, so p must be 1. Subclasses whose size depends on their
     # config (crop/resize with a `size`) set it per instance in `check()` before calling super().
     changes_shape: bool = False
+    uses_labels: ClassVar[bool] = False  # mixing transforms: applied through Pipeline with labels
 
     def __init__(self, p: float | None = None, **config: Any):
         fields = {"p": Float(self.default_p, 0.0, 1.0, "probability that the transform fires per sample")}

@@ -19,6 +19,7 @@ class Container(Transform):
     """Shared machinery: holds ``transforms``; builds them from config; applies them in order."""
 
     is_container = True
+    allows_mixing = False  # only the pipeline's root threads labels through mixing transforms
 
     def __init__(self, transforms: list[Transform], p: float | None = None, **config: Any):
         self.transforms = list(transforms)
@@ -44,6 +45,8 @@ class Container(Transform):
         super().check()
         if any(t.changes_shape for t in self.transforms) and type(self) is not Sequence:
             raise SchemaError(("transforms",), f"{self.name} cannot hold size-changing transforms")
+        if not self.allows_mixing and any(getattr(t, "uses_labels", False) for t in self.transforms):
+            raise SchemaError(("transforms",), "mixup/cutmix mix labels: put them at the top level of augment.pipeline")
 
     def output_shape(self, shape: tuple) -> tuple:
         for t in self.transforms:
