@@ -148,7 +148,8 @@ class Range(Param):
     """A sampling interval ``[a, b]`` inside ``[low, high]``.
 
     A single number ``v`` means ``[around - v, around + v]`` (``degrees: 15`` -> ``[-15, 15]``,
-    ``scale: 0.1`` -> ``[0.9, 1.1]``), which is how users write symmetric ranges.
+    ``scale: 0.1`` -> ``[0.9, 1.1]``), which is how users write symmetric ranges; without a centre
+    (``around=None``) it means the fixed value ``[v, v]`` (``bits: 4``).
     """
 
     low: float = -math.inf
@@ -165,7 +166,9 @@ class Range(Param):
         raise SchemaError(path, f"expected {self._expected()}, got {_show(value)}")
 
     def _as_pair(self, value):
-        if _is_number(value) and math.isfinite(value) and self.around is not None:
+        if _is_number(value) and math.isfinite(value):
+            if self.around is None:  # no centre: a single number is a fixed value
+                return (value, value) if (not self.integer or float(value).is_integer()) else None
             if value < 0:
                 return None
             return (self.around - value, self.around + value)
@@ -179,7 +182,7 @@ class Range(Param):
     def _expected(self) -> str:
         pair = f"a pair [a, b] with a <= b within {self.range_text()}"
         if self.around is None:
-            return pair
+            return f"a number or {pair}"
         vmax = min(self.high - self.around, self.around - self.low)
         centre = "" if self.around == 0 else f", meaning [{_fmt(self.around)} - v, {_fmt(self.around)} + v]"
         return f"a number v in [0, {_fmt(vmax)}]{centre}, or {pair}"

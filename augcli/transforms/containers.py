@@ -121,12 +121,6 @@ class SomeOf(Container):
     summary = "Apply a random subset of n children (n fixed or drawn from [a, b]), in listed order."
     spec = {"n": Range((1, 2), 0, 64, around=None, integer=True, doc="how many children fire: [a, b]")}
 
-    @classmethod
-    def from_config(cls, config, path):
-        if isinstance(config, dict) and isinstance(config.get("n"), int) and not isinstance(config["n"], bool):
-            config = {**config, "n": [config["n"], config["n"]]}
-        return super().from_config(config, path)
-
     def check(self):
         super().check()
         if self.n[1] > len(self.transforms):

@@ -1,8 +1,19 @@
-"""Pure batched colour kernels on uint8 (N, H, W, C) arrays; per-sample factors have shape (N,)."""
+"""Pure batched colour kernels on uint8 (N, H, W, C) arrays; per-sample factors have shape (N,).
+
+The ``enhance_*``, ``equalize``, ``autocontrast``, ``posterize``, ``solarize``, ``invert`` and
+``grayscale`` kernels follow Pillow's definitions (ImageEnhance / ImageOps / ``convert("L")``) so
+that policies written with PIL-style magnitudes (AutoAugment, RandAugment) mean the same here.
+Blends round to nearest where Pillow truncates, so they may differ from Pillow by one grey level.
+``equalize`` also equalises images too small for Pillow's integer step (Pillow leaves them as is).
+Colour-only kernels return a copy of gray (C=1) images unchanged.
+"""
 
 from __future__ import annotations
 
 import numpy as np
+
+# ITU-R 601-2 luma weights in 16.16 fixed point, exactly as Pillow's convert("L") (they sum to 2**16).
+_LUMA_WEIGHTS = (19595, 38470, 7471)
 
 
 def _per_sample(values: np.ndarray) -> np.ndarray:
@@ -17,3 +28,267 @@ def to_uint8(x: np.ndarray) -> np.ndarray:
 def brightness(images: np.ndarray, delta: np.ndarray) -> np.ndarray:
     """Add ``delta * 255`` to every pixel (delta in [-1, 1] per sample)."""
     return to_uint8(images.astype(np.float32) + _per_sample(delta) * 255.0)
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def _owned_to_uint8(x: np.ndarray) -> np.ndarray:
+    """``to_uint8`` for a float32 temporary the caller owns: rounds and clips in place (fewer copies)."""
+    np.rint(x, out=x)
+    np.clip(x, 0, 255, out=x)
+    return x.astype(np.uint8)
+
+
+def _blend(degenerate, images: np.ndarray, factor: np.ndarray) -> np.ndarray:
+    """``degenerate + factor * (images - degenerate)`` per sample (Pillow's Image.blend), rounded;
+    ``degenerate`` is an image batch or per-sample values broadcastable to (N, 1, 1, 1)."""
+    d = np.asarray(degenerate).astype(np.float32, copy=False)
+    out = images.astype(np.float32)
+    out -= d
+    out *= _per_sample(factor)
+    out += d
+    return _owned_to_uint8(out)
+
+
+def _luma(images: np.ndarray) -> np.ndarray:
+    """Pillow's convert("L") as (N, H, W, 1) uint8: rounded fixed-point 601-2 luma (bit-exact)."""
+    if images.shape[-1] == 1:
+        return images
+    # in-place uint32 accumulation: the products fit easily (255 * 65536 < 2**32)
+    acc = images[..., 0].astype(np.uint32)
+    acc *= _LUMA_WEIGHTS[0]
+    for ch in (1, 2):
+        term = images[..., ch].astype(np.uint32)
+        term *= _LUMA_WEIGHTS[ch]
+        acc += term
+    acc += 1 << 15
+    acc >>= 16
+    return acc.astype(np.uint8)[..., None]
+
+
+def _lut_index(images: np.ndarray, per_channel: bool) -> np.ndarray:
+    """Each pixel's index into a flattened (N, 256) table, or (N, C, 256) if ``per_channel``,
+    shaped (N, H, W*C). The channel offsets are tiled along whole rows: broadcasting them over a
+    length-3 last axis instead made the add several times slower."""
+    n, h, w, c = images.shape
+    base = np.arange(n).reshape(n, 1, 1) * (256 * (c if per_channel else 1))
+    if per_channel:
+        base = base + np.tile(np.arange(c) * 256, w).reshape(1, 1, w * c)
+    return images.reshape(n, h, w * c) + base
+
+
+def apply_lut(images: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    """Map every pixel through a per-sample table: ``lut`` is (N, 256) or per channel (N, C, 256).
+
+    One flat gather (``np.take`` on offset indices) serves the whole batch; it measured ~3x faster
+    than ``np.take_along_axis``, which builds a broadcast fancy index.
+    """
+    lut = np.ascontiguousarray(lut, dtype=np.uint8)
+    index = _lut_index(images, per_channel=lut.ndim == 3)
+    return np.take(lut.reshape(-1), index).reshape(images.shape)
+
+
+def channel_histograms(images: np.ndarray) -> np.ndarray:
+    """Per-sample, per-channel histograms of a uint8 batch: int64 (N, C, 256)."""
+    n, _, _, c = images.shape
+    counts = np.bincount(_lut_index(images, per_channel=True).ravel(), minlength=n * c * 256)
+    return counts.reshape(n, c, 256)
+
+
+# --- Pillow ImageEnhance ----------------------------------------------------------------------
+
+
+def enhance_brightness(images: np.ndarray, factor: np.ndarray) -> np.ndarray:
+    """Blend with black (PIL ImageEnhance.Brightness): factor 0 is black, 1 the original, > 1 brighter."""
+    # a direct float32 affine map measured faster than a LUT gather for this cheap point op
+    out = images.astype(np.float32)
+    out *= _per_sample(factor)
+    return _owned_to_uint8(out)
+
+
+def gray_mean(images: np.ndarray) -> np.ndarray:
+    """The per-sample mean grey level Pillow's Contrast uses: the mean of convert("L"), rounded (N,)."""
+    n, h, w, _ = images.shape
+    total = _luma(images).reshape(n, h * w).sum(axis=1, dtype=np.int64)
+    return np.floor(total / float(h * w) + 0.5)
+
+
+def enhance_contrast(images: np.ndarray, factor: np.ndarray) -> np.ndarray:
+    """Blend with the image's rounded mean grey level (PIL ImageEnhance.Contrast); factor >= 0."""
+    # an affine point op: direct float32 arithmetic measured faster than a LUT gather
+    return _blend(_per_sample(gray_mean(images)), images, factor)
+
+
+def enhance_color(images: np.ndarray, factor: np.ndarray) -> np.ndarray:
+    """Saturation as PIL ImageEnhance.Color: blend with the luma image (0 gray, 1 original)."""
+    if images.shape[-1] == 1:
+        return images.copy()
+    return _blend(_luma(images), images, factor)
+
+
+def smooth(images: np.ndarray) -> np.ndarray:
+    """Pillow's ImageFilter.SMOOTH (3x3 taps 1 with centre 5, /13, rounded); the 1-pixel border is
+    copied unchanged, as Pillow does. Images smaller than 3x3 are returned as a copy (as Pillow)."""
+    n, h, w, c = images.shape
+    out = images.copy()
+    if h < 3 or w < 3:
+        return out
+    x = images.astype(np.uint16)  # 13 * 255 fits in uint16
+    acc = 4 * x[:, 1:-1, 1:-1]
+    for dy in (0, 1, 2):
+        for dx in (0, 1, 2):
+            acc += x[:, dy : h - 2 + dy, dx : w - 2 + dx]
+    # rounded integer division; sums are never exactly halfway between multiples of 13
+    out[:, 1:-1, 1:-1] = (acc + 6) // 13
+    return out
+
+
+def enhance_sharpness(images: np.ndarray, factor: np.ndarray) -> np.ndarray:
+    """Blend with the SMOOTH-filtered image (PIL ImageEnhance.Sharpness): 0 blurred, 1 original,
+    > 1 sharpened; borders stay as they are because the filter keeps them."""
+    return _blend(smooth(images), images, factor)
+
+
+# --- Pillow ImageOps --------------------------------------------------------------------------
+
+
+def invert(images: np.ndarray) -> np.ndarray:
+    """``255 - x`` (ImageOps.invert)."""
+    return 255 - images
+
+
+def solarize(images: np.ndarray, threshold: np.ndarray) -> np.ndarray:
+    """Invert pixels ``>= threshold`` per sample (ImageOps.solarize); threshold in [0, 256] grey levels,
+    0 inverts everything and 256 nothing."""
+    # pixels are integers, so x < t  <=>  x < ceil(t); int16 keeps the comparison in small ints
+    t = np.clip(np.ceil(np.asarray(threshold, dtype=np.float64)), 0, 256).astype(np.int16)
+    return np.where(images < t.reshape(-1, 1, 1, 1), images, 255 - images)
+
+
+def posterize(images: np.ndarray, bits: np.ndarray) -> np.ndarray:
+    """Keep the ``bits`` most significant bits per sample (ImageOps.posterize); bits in [0, 8]."""
+    b = np.clip(np.asarray(bits, dtype=np.int64), 0, 8)
+    mask = ((0xFF << (8 - b)) & 0xFF).astype(np.uint8)
+    return images & mask.reshape(-1, 1, 1, 1)
+
+
+def equalize(images: np.ndarray) -> np.ndarray:
+    """Histogram equalisation per sample and channel with ImageOps.equalize's table.
+
+    Pillow's step is (pixel count - count of the brightest present value) // 255 and a zero step
+    leaves the channel unchanged, so Pillow never equalises images of fewer than 256 pixels. Where
+    that integer step is 0 but the channel is not constant, the exact fractional step is used
+    instead, so small images (8x8 digits, 14x12 crops) are equalised too; elsewhere the table is
+    Pillow's, bit for bit.
+    """
+    hist = channel_histograms(images)
+    last = 255 - np.argmax(hist[..., ::-1] > 0, axis=-1)
+    top = np.take_along_axis(hist, last[..., None], axis=-1)[..., 0]
+    spread = (hist.sum(axis=-1) - top)[..., None]  # pixels darker than the brightest value
+    step = spread // 255
+    below = np.cumsum(hist, axis=-1) - hist  # pixels strictly darker than each value
+    pillow = (step // 2 + below) // np.maximum(step, 1)
+    # round(below * 255 / spread) in integers: the fractional-step table of small images
+    fractional = (510 * below + spread) // np.maximum(2 * spread, 1)
+    lut = np.where(step > 0, pillow, np.where(spread > 0, fractional, np.arange(256)))
+    return apply_lut(images, np.minimum(lut, 255))
+
+
+def autocontrast(images: np.ndarray) -> np.ndarray:
+    """Stretch each sample's channel so its darkest value becomes 0 and brightest 255
+    (ImageOps.autocontrast with cutoff 0; Pillow's truncating table, reproduced exactly)."""
+    hist = channel_histograms(images)
+    present = hist > 0
+    lo = np.argmax(present, axis=-1)
+    hi = 255 - np.argmax(present[..., ::-1], axis=-1)
+    flat = hi <= lo
+    # the table is tiny, so it is built in float64 with Pillow's exact expression ix*scale + offset
+    scale = 255.0 / np.where(flat, 1, hi - lo)
+    offset = -lo * scale
+    lut = np.trunc(np.arange(256) * scale[..., None] + offset[..., None])
+    lut = np.where(flat[..., None], np.arange(256), np.clip(lut, 0, 255))
+    return apply_lut(images, lut.astype(np.uint8))
+
+
+def grayscale(images: np.ndarray) -> np.ndarray:
+    """Pillow's convert("L") luma, repeated over the C channels (C=1 images are returned as a copy)."""
+    if images.shape[-1] == 1:
+        return images.copy()
+    return np.repeat(_luma(images), images.shape[-1], axis=-1)
+
+
+# --- other point ops --------------------------------------------------------------------------
+
+
+def adjust_gamma(images: np.ndarray, gamma: np.ndarray) -> np.ndarray:
+    """``255 * (x / 255) ** gamma`` per sample (gamma > 0; < 1 brightens), via a per-sample LUT."""
+    g = np.asarray(gamma, dtype=np.float64).reshape(-1, 1)
+    # 256 entries per sample: float64 costs nothing here and makes the table exact
+    lut = np.rint(255.0 * (np.arange(256) / 255.0) ** g)
+    return apply_lut(images, np.clip(lut, 0, 255).astype(np.uint8))
+
+
+# --- HSV --------------------------------------------------------------------------------------
+# Hue is handled in sixths of the circle (h6 in [0, 6)) and chroma (max - min) is kept instead of
+# saturation, so a hue shift never divides by the value. Work is done on contiguous channel planes:
+# reductions and broadcasts over a length-3 last axis are several times slower in NumPy.
+
+
+def rgb_to_hcv(images: np.ndarray):
+    """Hue in sixths of the circle [0, 6), chroma (max - min) and value (max) in grey levels,
+    each float32 (N, H, W), from uint8 RGB (N, H, W, 3). Gray pixels get hue 0, like colorsys."""
+    r, g, b = np.ascontiguousarray(np.moveaxis(images, -1, 0), dtype=np.float32)
+    value = np.maximum(np.maximum(r, g), b)
+    chroma = value - np.minimum(np.minimum(r, g), b)
+    # sector of the maximum channel; the nested wheres give colorsys's tie order (red, green, blue)
+    is_r = value == r
+    is_g = value == g
+    h6 = np.where(is_r, g - b, np.where(is_g, b - r, r - g))
+    h6 /= np.where(chroma > 0, chroma, np.float32(1.0))
+    h6 += np.where(is_r, np.float32(0.0), np.where(is_g, np.float32(2.0), np.float32(4.0)))
+    h6 += np.where(h6 < 0, np.float32(6.0), np.float32(0.0))
+    return h6, chroma, value
+
+
+def hcv_to_rgb(h6: np.ndarray, chroma: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """uint8 RGB (N, H, W, 3) from hue in sixths [0, 6), chroma and value in grey levels (float32)."""
+    out = np.empty(value.shape + (3,), dtype=np.uint8)
+    for channel, phase in enumerate((5.0, 3.0, 1.0)):
+        k = h6 + np.float32(phase)
+        k -= np.where(k >= 6.0, np.float32(6.0), np.float32(0.0))
+        # the channel's drop from the value: 0 near its own hue, the full chroma opposite it
+        ramp = np.clip(np.minimum(k, 4.0 - k), 0.0, 1.0)
+        ramp *= chroma
+        out[..., channel] = _owned_to_uint8(np.subtract(value, ramp, out=ramp))
+    return out
+
+
+def adjust_hue(images: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """Rotate hue by ``shift`` per sample, as a fraction of the colour circle (0.5 = 180 degrees);
+    HSV saturation and value are kept. Gray images are returned as a copy."""
+    if images.shape[-1] == 1:
+        return images.copy()
+    h6, chroma, value = rgb_to_hcv(images)
+    h6 += (np.asarray(shift, dtype=np.float32) * 6.0).reshape(-1, 1, 1)
+    return hcv_to_rgb(np.mod(h6, np.float32(6.0), out=h6), chroma, value)
+
+
+def adjust_saturation(images: np.ndarray, factor: np.ndarray) -> np.ndarray:
+    """Scale HSV saturation by ``factor`` per sample (clipped to full saturation), keeping hue and
+    value; 0 gives gray at each pixel's max channel. Gray images are returned as a copy."""
+    if images.shape[-1] == 1:
+        return images.copy()
+    h6, chroma, value = rgb_to_hcv(images)
+    # S' = min(S * f, 1) with S = chroma / value, so chroma' = min(chroma * f, value)
+    chroma *= np.asarray(factor, dtype=np.float32).reshape(-1, 1, 1)
+    return hcv_to_rgb(h6, np.minimum(chroma, value, out=chroma), value)
+
+
+def channel_shuffle(images: np.ndarray, permutation: np.ndarray) -> np.ndarray:
+    """Reorder channels per sample: output channel i is input channel ``permutation[n, i]``
+    (permutation (N, C) of 0..C-1). Gray images are returned as a copy."""
+    if images.shape[-1] == 1:
+        return images.copy()
+    perm = np.asarray(permutation, dtype=np.intp).reshape(images.shape[0], 1, 1, -1)
+    return np.take_along_axis(images, perm, axis=-1)
