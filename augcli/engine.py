@@ -32,6 +32,12 @@ class Augmented:
     ops: list = field(default_factory=list)  # per output sample: transforms fired with params
     fired: dict = field(default_factory=dict)
     suppressed: dict = field(default_factory=dict)  # draws turned off by per-class rules
+    source_labels: np.ndarray | None = None  # hard class of each output's source
+
+    @property
+    def classes(self) -> np.ndarray:
+        """The class of each output sample's source (mixing makes ``labels`` soft; this stays hard)."""
+        return self.source_labels if self.source_labels is not None else self.labels
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -161,7 +167,8 @@ def augment_dataset(
                 progress(hi - lo)
     finally:
         _JOB.clear()
-    return Augmented(images, out_labels, dataset.ids[source], source, copy, ops, fired, suppressed)
+    hard = dataset.labels if dataset.labels.ndim == 1 else dataset.labels.argmax(axis=1)
+    return Augmented(images, out_labels, dataset.ids[source], source, copy, ops, fired, suppressed, hard[source])
 
 
 def _add_counts(total: dict, part: dict) -> None:

@@ -75,13 +75,16 @@ def _common(strategy, loaded, cleaned, removed, splits) -> dict:
     }
 
 
-def build_plan(strategy, loaded, cleaned, removed, splits, aug, target) -> dict:
+def build_plan(strategy, loaded, cleaned, removed, splits, copies_per_split, target) -> dict:
     """What a run would produce, without augmenting or writing (``--dry-run``)."""
     report = _common(strategy, loaded, cleaned, removed, splits)
-    per_source = aug["copies"] + (1 if aug["keep_originals"] else 0)
-    planned = {name: len(part) * (per_source if name == "train" else 1) for name, part in splits.items()}
+    keep = 1 if strategy.section("augment")["keep_originals"] else 0
+    planned = {}
+    for name, part in splits.items():
+        copies = np.broadcast_to(np.asarray(copies_per_split[name]), (len(part),))
+        planned[name] = int((copies + (keep if name == "train" else 1)).sum())
     report["plan"] = {"output_dir": str(target), "samples": planned, "total": sum(planned.values()),
-                      "copies": aug["copies"], "transforms": len(strategy.transforms)}
+                      "copies": strategy.section("augment")["copies"], "transforms": len(strategy.transforms)}
     return report
 
 
@@ -89,15 +92,22 @@ def build_report(strategy, loaded, cleaned, removed, splits, outputs, files, tim
     report = _common(strategy, loaded, cleaned, removed, splits)
     augmented = sum(int((o.copy_index > 0).sum()) for o in outputs.values())
     fired: dict[str, int] = {}
+    suppressed: dict[str, int] = {}
     for out in outputs.values():
         for name, n in out.fired.items():
             fired[name] = fired.get(name, 0) + n
+        for name, n in out.suppressed.items():
+            suppressed[name] = suppressed.get(name, 0) + n
     aug_seconds = timer.stages.get("augment", 0.0)
     report["counts"]["output"] = {name: _counts(o, cleaned.class_names) for name, o in outputs.items()}
     report["transforms"] = {
         "pipeline": [t.to_config() for t in strategy.transforms],
         "augmented_samples": augmented,
         "fired": {name: {"count": n, "rate": round(n / augmented, 4) if augmented else 0.0} for name, n in fired.items()},
+        "suppressed_by_rules": suppressed,
+        "rules": strategy.section("augment")["rules"],
+        "balance": strategy.section("augment")["balance"]["target"],
+        "soft_labels": any(o.labels.ndim == 2 for o in outputs.values()),
     }
     report["output"] = {
         "dir": str(target), "format": strategy.section("output")["format"],
@@ -116,7 +126,7 @@ def build_report(strategy, loaded, cleaned, removed, splits, outputs, files, tim
 
 
 def _counts(out, class_names) -> dict:
-    hard = out.labels if out.labels.ndim == 1 else out.labels.argmax(axis=1)
+    hard = out.classes
     return {name: int(n) for name, n in zip(class_names, np.bincount(hard, minlength=len(class_names)))}
 
 
@@ -154,6 +164,13 @@ def render_markdown(report: dict) -> str:
     lines += ["## Transforms", "", f"{tr['augmented_samples']} augmented samples.", "",
               "| transform | fired | rate |", "|---|---:|---:|"]
     lines += [f"| {name} | {v['count']} | {v['rate']:.1%} |" for name, v in tr["fired"].items()]
+    if tr["rules"]:
+        lines += ["", "Per-class rules suppressed: " + (", ".join(
+            f"{name} {n}×" for name, n in tr["suppressed_by_rules"].items()) or "nothing") + "."]
+    if tr["balance"] is not None:
+        lines += ["", f"Class balancing to target `{tr['balance']}`: see the `train out` column above."]
+    if tr["soft_labels"]:
+        lines += ["", "Labels are soft (mixing transforms): the npz `labels` array is N×K."]
     perf = report["performance"]
     lines += ["", "## Performance", "", "| stage | seconds |", "|---|---:|"]
     lines += [f"| {k} | {v:.3f} |" for k, v in perf["seconds"].items()]

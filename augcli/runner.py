@@ -11,7 +11,7 @@ import numpy as np
 
 from augcli import report as reporting
 from augcli.datasets import Dataset, load_source
-from augcli.engine import Augmented, augment_dataset, plan
+from augcli.engine import Augmented, augment_dataset, balance_copies, plan
 from augcli.errors import DataError, UsageError
 from augcli.io.atomic import AtomicFolder, check_target
 from augcli.io.writers import encode_png, manifest_line, pixel_sha256, png_relpath, write_npz
@@ -70,6 +70,19 @@ def clean_dataset(strategy: Strategy, dataset: Dataset) -> tuple[Dataset, list[d
     return (kept if mode == "drop" else dataset), removed
 
 
+def build_pipeline(strategy: Strategy, class_names: list[str]) -> Pipeline:
+    """The strategy's pipeline with its per-class rules bound to the loaded class names."""
+    return Pipeline.from_strategy(strategy, class_names=class_names)
+
+
+def train_copies(aug: dict, train: Dataset):
+    """Copies per training source: the configured count, raised for minority classes by ``balance``."""
+    target = aug["balance"]["target"]
+    if target is None:
+        return aug["copies"]
+    return balance_copies(train.labels, len(train.class_names), aug["copies"], aug["keep_originals"], target)
+
+
 def run(strategy: Strategy, options: RunOptions) -> dict:
     """Execute a strategy; returns the report dict (also written as report.json unless dry-run)."""
     timer = reporting.Timer()
@@ -89,15 +102,16 @@ def run(strategy: Strategy, options: RunOptions) -> dict:
             raise UsageError(f"{strategy.path}: split: {err}") from None
 
     aug = strategy.section("augment")
-    pipeline = Pipeline(strategy.transforms, seed=strategy.seed)
+    pipeline = build_pipeline(strategy, cleaned.class_names)
+    copies_per_split = {name: train_copies(aug, part) if name == "train" else 0 for name, part in splits.items()}
     if options.dry_run:
-        return reporting.build_plan(strategy, loaded, cleaned, removed, splits, aug, target)
+        return reporting.build_plan(strategy, loaded, cleaned, removed, splits, copies_per_split, target)
 
     outputs: dict[str, Augmented] = {}
     with timer("augment"):
         for name, part in splits.items():
             # only the training split is augmented; held-out splits keep their originals (copy 0)
-            copies = aug["copies"] if name == "train" else 0
+            copies = copies_per_split[name]
             keep = aug["keep_originals"] if name == "train" else True
             n_items = len(plan(len(part), copies, keep)[0])
             tick = options.progress(f"augment {name}", n_items) if options.progress else None
@@ -126,7 +140,7 @@ def write_outputs(folder: Path, strategy: Strategy, outputs: dict[str, Augmented
     manifest = []
     for split, out in outputs.items():
         sha = pixel_sha256(out.images)
-        hard = out.labels if out.labels.ndim == 1 else out.labels.argmax(axis=1)
+        hard = out.classes
         if fmt == "npz":
             name = f"{split}.npz"
             write_npz(folder / name, {
@@ -149,6 +163,8 @@ def write_outputs(folder: Path, strategy: Strategy, outputs: dict[str, Augmented
                 "label": int(hard[i]), "copy": int(out.copy_index[i]),
                 "ops": out.ops[i] if out.ops else [], "sha256": sha[i],
             })
+            if out.labels.ndim == 2:
+                manifest[-1]["soft_label"] = [round(float(v), 6) for v in out.labels[i]]
     if strategy.section("output")["manifest"]:
         with open(folder / "manifest.jsonl", "w", encoding="utf-8") as fh:
             fh.writelines(manifest_line(rec) + "\n" for rec in manifest)

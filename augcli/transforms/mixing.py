@@ -69,6 +69,9 @@ class _Mix(Transform):
         sub = take(params, idx)
         classes = labels[idx].argmax(axis=1) if self.within_class else None
         partner = pool.partners(sub["partner_u"], classes)
+        # record the partner row so the manifest can say what each sample was mixed with
+        params["partner"] = np.full(gate.shape[0], -1, dtype=np.int64)
+        params["partner"][idx] = partner
         mixed, weight = self.blend(images[idx], pool.images[partner], sub)
         out_images, out_labels = images.copy(), labels.copy()
         out_images[idx] = mixed
