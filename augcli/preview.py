@@ -65,3 +65,37 @@ def preview_grid(dataset: Dataset, pipeline: Pipeline, rows: int = 8, copies: in
     for r, label in enumerate(hard):
         draw.text((4, _HEADER_H + r * (ch + _GAP) + ch // 2 - 6), str(dataset.class_names[label])[:8], fill=(0, 0, 0))
     return image
+
+
+def per_transform_grid(dataset: Dataset, pipeline: Pipeline, copies: int = 6) -> Image.Image:
+    """One row per top-level transform (forced to fire, p=1) on the same original, so each
+    transform's effect can be judged alone; the last row is the whole pipeline."""
+    from augcli.transforms.registry import build
+
+    sample = dataset.subset(pick_rows(dataset, 1))
+    rows, names = [], []
+    for t in pipeline.transforms:
+        if t.uses_labels or t.changes_shape:
+            continue  # shown in the whole-pipeline row: they need a pool or change the size
+        config = t.to_config()
+        config[t.name]["p"] = 1.0
+        rows.append(Pipeline([build(config)], seed=pipeline.seed))
+        names.append(t.name)
+    rows.append(pipeline)
+    names.append("pipeline")
+    grids = [preview_grid(sample, pipe, 1, copies) for pipe in rows]
+    return _stack_rows(grids, names)
+
+
+def _stack_rows(grids: list[Image.Image], names: list[str]) -> Image.Image:
+    width = max(g.width for g in grids)
+    height = sum(g.height for g in grids)
+    canvas = Image.new("RGB", (width, height), (255, 255, 255))
+    y = 0
+    draw = ImageDraw.Draw(canvas)
+    for grid, name in zip(grids, names):
+        canvas.paste(grid, (0, y))
+        draw.rectangle((0, y + _HEADER_H, _LABEL_W - 2, y + grid.height), fill=(255, 255, 255))
+        draw.text((2, y + _HEADER_H + 4), name[:9], fill=(0, 0, 0))
+        y += grid.height
+    return canvas

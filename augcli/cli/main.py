@@ -46,9 +46,10 @@ def cli():
 
 
 def _register():
-    from augcli.cli import run, transforms, validate
+    from augcli.cli import preview, run, transforms, validate
 
     cli.add_command(run.run)
+    cli.add_command(preview.preview)
     cli.add_command(validate.validate)
     cli.add_command(transforms.transforms)
 

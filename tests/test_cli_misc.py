@@ -1,0 +1,76 @@
+"""`transforms`, `validate`, `preview`, `--help` of every command, and docs generated from the registry."""
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from augcli.catalogue import render_markdown
+from augcli.cli.main import cli
+from augcli.transforms import load_all
+from tests.helpers import invoke, write_strategy
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("command", sorted(cli.commands))
+def test_help(command):
+    res = invoke(command, "--help")
+    assert res.exit_code == 0 and "Usage:" in res.output
+
+
+def test_transforms_lists_the_registry():
+    res = invoke("transforms")
+    assert res.exit_code == 0
+    for name in load_all():
+        assert f"\n{name} " in "\n" + res.output
+    assert f"{len(load_all())} transforms" in res.output
+
+
+def test_transform_detail_and_misspelling():
+    res = invoke("transforms", "rotate")
+    assert res.exit_code == 0 and "degrees" in res.output and "default" in res.output
+    res = invoke("transforms", "rotat")
+    assert res.exit_code == 2 and "did you mean 'rotate'" in res.output
+
+
+def test_docs_transforms_md_is_current():
+    """docs/transforms.md is generated: `augcli transforms --markdown > docs/transforms.md`."""
+    assert (ROOT / "docs" / "transforms.md").read_text(encoding="utf-8") == render_markdown()
+
+
+def test_validate_prints_resolved_strategy():
+    res = invoke("validate", ROOT / "configs" / "digits.yaml")
+    assert res.exit_code == 0
+    assert "valid" in res.output.splitlines()[0] and "keep_originals: true" in res.output
+
+
+@pytest.mark.parametrize("config", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_is_valid(config):
+    res = invoke("validate", config, "-q")
+    assert res.exit_code == 0, res.output
+
+
+def test_preview_writes_a_png(tmp_path):
+    out = tmp_path / "p.png"
+    res = invoke("preview", ROOT / "configs" / "digits.yaml", "-o", out, "--rows", 3, "--copies", 4)
+    assert res.exit_code == 0, res.output
+    img = Image.open(out)
+    assert img.size[0] > 5 * 64 and img.size[1] > 3 * 64
+    per = tmp_path / "per.png"
+    assert invoke("preview", ROOT / "configs" / "digits.yaml", "-o", per, "--per-transform").exit_code == 0
+    assert Image.open(per).size[1] > 0
+
+
+def test_version_and_module_entry_point():
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "augcli", "--version"], capture_output=True, text=True)
+    assert res.returncode == 0 and "augcli" in res.stdout
+
+
+def test_unknown_error_has_no_traceback(tmp_path):
+    bad = write_strategy(tmp_path / "s.yaml", "dataset: {source: digits}\naugment: {copies: 1}\n")
+    res = invoke("run", bad, "--out", tmp_path / "o", "--batch-size", 0)
+    assert res.exit_code == 2 and "Traceback" not in res.output
