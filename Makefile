@@ -22,5 +22,9 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+## docs: regenerate the reference pages in docs/ from the code
+docs: $(STAMP)
+	$(BIN)/python -m augcli.docgen
+
 clean:
 	rm -rf $(VENV) data/out .pytest_cache

@@ -129,7 +129,10 @@ class Pipeline:
             fired = np.flatnonzero(leaf["gate"])
             if fired.size == 0:
                 continue
-            values = {k: v for k, v in leaf.items() if k != "gate" and isinstance(v, np.ndarray)}
+            # per-pixel fields (noise, displacement) would bloat the manifest; they are replayed
+            # from (seed, id, copy) instead, so only per-sample scalars and short vectors are listed
+            values = {k: v for k, v in leaf.items()
+                      if k != "gate" and isinstance(v, np.ndarray) and v[0:1].size <= _MAX_RECORDED}
             for i in fired:
                 op = {"op": name}
                 op.update({k: _json_value(v[i]) for k, v in values.items()})
@@ -153,6 +156,9 @@ def _json_value(value):
         item = arr.item()
         return round(item, 6) if isinstance(item, float) else item
     return np.round(arr, 6).tolist() if arr.dtype.kind == "f" else arr.tolist()
+
+
+_MAX_RECORDED = 16  # values per sample above which a parameter is not written to the manifest
 
 
 class _Root(Sequence):

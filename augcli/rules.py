@@ -12,7 +12,7 @@ from augcli.schema import ListOf, Mapping, Name, NumberMap, did_you_mean
 RULES_SPEC = ListOf([], item=Mapping(fields={
     "classes": ListOf(item=Name(), doc="class names the rule applies to"),
     "forbid": ListOf([], item=Name(), doc="transforms that never fire on these classes"),
-    "max_abs": NumberMap(low=0.0, doc="sampled parameter -> largest allowed |value| (e.g. angle: 20)"),
+    "max_abs": NumberMap({}, low=0.0, doc="sampled parameter -> largest allowed absolute value (e.g. angle: 20)"),
 }), doc="per-class rules: forbid transforms or cap sampled parameters for some classes")
 
 

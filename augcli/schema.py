@@ -20,6 +20,19 @@ def _show(value: Any) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
+def _yaml_text(value: Any) -> str:
+    """A default as a user would write it in YAML (null, true, [a, b])."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_yaml_text(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_yaml_text(v)}" for k, v in value.items()) + "}"
+    return _fmt(value) if isinstance(value, float) else str(value)
+
+
 def _fmt(x: float) -> str:
     return f"{x:g}" if isinstance(x, float) else str(x)
 
@@ -55,7 +68,7 @@ class Param:
         return ""
 
     def default_text(self) -> str:
-        return "required" if self.required else _show(self.default)
+        return "required" if self.required else _yaml_text(self.default)
 
 
 @dataclass(frozen=True)
@@ -360,4 +373,4 @@ class Either(Param):
         raise SchemaError(path, f"expected {expected}, got {_show(value)}")
 
     def type_name(self):
-        return " | ".join(o.type_name() for o in self.options)
+        return " or ".join(o.type_name() for o in self.options)

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from augcli.catalogue import render_markdown
+from augcli.docgen import DOCS
 from augcli.cli.main import cli
 from augcli.transforms import load_all
 from tests.helpers import invoke, write_strategy
@@ -34,9 +34,10 @@ def test_transform_detail_and_misspelling():
     assert res.exit_code == 2 and "did you mean 'rotate'" in res.output
 
 
-def test_docs_transforms_md_is_current():
-    """docs/transforms.md is generated: `augcli transforms --markdown > docs/transforms.md`."""
-    assert (ROOT / "docs" / "transforms.md").read_text(encoding="utf-8") == render_markdown()
+@pytest.mark.parametrize("name", sorted(DOCS))
+def test_generated_docs_are_current(name):
+    """docs/{strategy,cli,transforms}.md are generated: run `python -m augcli.docgen` (or `make docs`)."""
+    assert (ROOT / "docs" / name).read_text(encoding="utf-8") == DOCS[name](), f"docs/{name} is stale: run make docs"
 
 
 def test_validate_prints_resolved_strategy():
@@ -74,3 +75,12 @@ def test_unknown_error_has_no_traceback(tmp_path):
     bad = write_strategy(tmp_path / "s.yaml", "dataset: {source: digits}\naugment: {copies: 1}\n")
     res = invoke("run", bad, "--out", tmp_path / "o", "--batch-size", 0)
     assert res.exit_code == 2 and "Traceback" not in res.output
+
+
+def test_readme_strategy_example_is_valid(tmp_path):
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text.split("## A strategy", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
+    res = invoke("validate", write_strategy(tmp_path / "readme.yaml", block), "-q")
+    assert res.exit_code == 0, res.output
+    res = invoke("run", tmp_path / "readme.yaml", "--out", tmp_path / "o", "--limit", 200, "-q")
+    assert res.exit_code == 0, res.output
