@@ -57,7 +57,31 @@ def test_run_writes_every_output(strategy, tmp_path):
     assert not list(tmp_path.glob(".out.tmp-*")), "temporary folder left behind"
 
 
-def test_same_seed_same_bytes_any_batch_size_and_workers(strategy, tmp_path):
+RICH = """\
+seed: 5
+dataset: {source: digits}
+split: {val: 0.2}
+augment:
+  copies: 3
+  balance: {target: max}
+  rules:
+    - classes: [6, 9]
+      max_abs: {angle: 10}
+  pipeline:
+    - affine: {degrees: 15, translate: 0.1, p: 0.8}
+    - one_of:
+        - elastic: {alpha: 2, sigma: 1.2}
+        - gaussian_noise: {}
+        - random_erasing: {}
+    - some_of:
+        n: [0, 2]
+        transforms: [contrast, gamma, gaussian_blur]
+    - mixup: {p: 0.3}
+"""
+
+
+def test_same_seed_same_bytes_any_batch_size_and_workers(tmp_path):
+    strategy = write_strategy(tmp_path / "rich.yaml", RICH)
     prints = []
     for i, (bs, workers) in enumerate([(1, 1), (7, 1), (64, 1), (256, 1), (7, 2)]):
         out = tmp_path / f"o{i}"
