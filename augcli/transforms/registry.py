@@ -18,6 +18,7 @@ _MODULES = (
     "augcli.transforms.noise",
     "augcli.transforms.blur",
     "augcli.transforms.erase",
+    "augcli.transforms.policies",
     "augcli.transforms.mixing",
     "augcli.transforms.containers",
 )
