@@ -10,6 +10,7 @@ from augcli.errors import SchemaError
 from augcli.schema import did_you_mean
 
 REGISTRY: dict[str, type] = {}
+_sequence: dict[str, int] = {}  # definition order, to list transforms by family
 
 # Modules whose import registers transforms; keep in catalogue order.
 _MODULES = (
@@ -32,16 +33,24 @@ def register(name: str):
             raise ValueError(f"transform name {name!r} registered twice")
         cls.name = name
         REGISTRY[name] = cls
+        _sequence.setdefault(name, len(_sequence))
         return cls
 
     return deco
 
 
 def load_all() -> dict[str, type]:
-    """Import every transform module (idempotent) and return the registry."""
+    """Import every transform module (idempotent); return the registry in catalogue order.
+
+    The order is that of ``_MODULES``, then of definition within a module, whatever order the
+    modules happened to be imported in (so generated docs are stable).
+    """
     for module in _MODULES:
         importlib.import_module(module)
-    return REGISTRY
+    rank = {m: i for i, m in enumerate(_MODULES)}
+    names = list(REGISTRY)
+    names.sort(key=lambda n: (rank.get(REGISTRY[n].__module__, len(rank)), _sequence[n]))
+    return {n: REGISTRY[n] for n in names}
 
 
 def build(entry: Any, path: tuple = ()):
