@@ -137,3 +137,22 @@ augment:
     assert all(v == max(goal, 2 * before[k]) for k, v in after.items())
     data = np.load(out / "train.npz")
     assert np.array_equal(np.bincount(data["labels"], minlength=10), np.array(list(after.values())))
+
+
+def test_policy_strategy_end_to_end(tmp_path):
+    """configs/digits-policy.yaml: randaugment + mixup + rules + balancing in one run."""
+    from pathlib import Path
+
+    config = Path(__file__).resolve().parents[1] / "configs" / "digits-policy.yaml"
+    out = tmp_path / "out"
+    res = invoke("run", config, "--out", out, "--limit", 600)
+    assert res.exit_code == 0, res.output
+    train = np.load(out / "train.npz")
+    assert train["labels"].ndim == 2 and train["labels"].dtype == np.float32
+    assert np.allclose(train["labels"].sum(axis=1), 1.0)
+    assert (train["labels"].max(axis=1) < 1.0).any(), "some samples must be mixed"
+    report = json.loads((out / "report.json").read_text())
+    assert report["transforms"]["suppressed_by_rules"].get("rotate", 0) > 0
+    after = report["counts"]["output"]["train"]
+    assert len(set(after.values())) == 1, f"balanced classes expected, got {after}"
+    assert report["transforms"]["fired"]["randaugment"]["count"] == report["transforms"]["augmented_samples"]
