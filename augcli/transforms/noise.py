@@ -19,40 +19,42 @@ def _field_shape(shape: tuple, per_channel: bool) -> tuple:
     return (h, w, c if per_channel else 1)
 
 
+_PER_CHANNEL = Bool(True, doc="independent noise per channel (false: the same noise on every channel)")
+
+
+class _FieldNoise(Transform):
+    """Noise from a per-pixel Gaussian field scaled by a per-sample std; ``kernel`` combines them."""
+
+    kernel = None  # staticmethod(kernel(images, std, field))
+
+    def sample_params(self, streams, shape):
+        return {
+            "std": streams.uniform(self.std[0], self.std[1]),
+            "field": streams.normal(shape=_field_shape(shape, self.per_channel), dtype=np.float32),
+        }
+
+    def apply(self, images, params):
+        return self.kernel(images, params["std"], params["field"])
+
+
 @register("gaussian_noise")
-class GaussianNoise(Transform):
+class GaussianNoise(_FieldNoise):
     summary = "Add zero-mean Gaussian noise whose std (a fraction of 255) is drawn per sample."
     spec = {
         "std": Range((0.01, 0.05), 0.0, 1.0, around=None, doc="noise standard deviation as a fraction of 255: [a, b]"),
-        "per_channel": Bool(True, doc="independent noise per channel (false: the same noise on every channel)"),
+        "per_channel": _PER_CHANNEL,
     }
-
-    def sample_params(self, streams, shape):
-        return {
-            "std": streams.uniform(self.std[0], self.std[1]),
-            "field": streams.normal(shape=_field_shape(shape, self.per_channel), dtype=np.float32),
-        }
-
-    def apply(self, images, params):
-        return F.gaussian_noise(images, params["std"], params["field"])
+    kernel = staticmethod(F.gaussian_noise)
 
 
 @register("speckle_noise")
-class SpeckleNoise(Transform):
+class SpeckleNoise(_FieldNoise):
     summary = "Multiply by (1 + std * Gaussian noise): noise proportional to brightness."
     spec = {
         "std": Range((0.05, 0.2), 0.0, 2.0, around=None, doc="relative noise standard deviation: [a, b]"),
-        "per_channel": Bool(True, doc="independent noise per channel (false: the same noise on every channel)"),
+        "per_channel": _PER_CHANNEL,
     }
-
-    def sample_params(self, streams, shape):
-        return {
-            "std": streams.uniform(self.std[0], self.std[1]),
-            "field": streams.normal(shape=_field_shape(shape, self.per_channel), dtype=np.float32),
-        }
-
-    def apply(self, images, params):
-        return F.speckle_noise(images, params["std"], params["field"])
+    kernel = staticmethod(F.speckle_noise)
 
 
 @register("salt_and_pepper")
