@@ -1,8 +1,19 @@
-"""Pure batched geometric kernels on uint8 (N, H, W, C) arrays; they never edit their input."""
+"""Pure batched geometric kernels on uint8 (N, H, W, C) arrays; they never edit their input.
+
+Coordinates: x is the column, y the row, and pixel centres sit at integer coordinates ((0, 0) is
+the centre of the top-left pixel, the image spans [-0.5, W - 0.5]). Matrices are 3x3 homogeneous
+and act on column vectors (x, y, 1). Every warp ends in ``remap``, one gather for the whole batch.
+"""
 
 from __future__ import annotations
 
 import numpy as np
+
+INTERPOLATIONS = ("bilinear", "nearest")
+BORDERS = ("constant", "edge", "reflect")
+# Warps run over blocks of samples of about this many output pixels: the temporaries then stay in
+# cache and in malloc's reuse range (3x faster than one pass over a 16x256x256 batch).
+_BLOCK_PIXELS = 1 << 16
 
 
 def hflip(images: np.ndarray) -> np.ndarray:
@@ -13,3 +24,378 @@ def hflip(images: np.ndarray) -> np.ndarray:
 def vflip(images: np.ndarray) -> np.ndarray:
     """Mirror top-bottom."""
     return np.ascontiguousarray(images[:, ::-1])
+
+
+def rot90(images: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Rotate sample i by ``k[i]`` quarter turns counter-clockwise (as ``np.rot90``).
+
+    The batch is split into the four groups of equal k, one ``np.rot90`` per group. Non-square
+    images accept only even k (odd k would change the shape).
+    """
+    k = np.mod(np.asarray(k, dtype=np.int64), 4)
+    if images.shape[1] != images.shape[2] and np.any(k % 2):
+        raise ValueError("odd quarter turns of non-square images would change their shape")
+    out = np.empty_like(images)
+    for quarter in range(4):
+        idx = np.flatnonzero(k == quarter)
+        if idx.size:
+            out[idx] = np.rot90(images[idx], quarter, axes=(1, 2))
+    return out
+
+
+# --- the sampling kernel ----------------------------------------------------------------------
+def _fold(v: np.ndarray, n: int, border: str) -> np.ndarray:
+    """Bring float source coordinates (one axis of length ``n``) into the range the source covers.
+
+    ``constant`` clamps to [-1, n] (the source carries a frame of fill there, and anything further
+    out reads the same fill); ``edge`` clamps to [0, n - 1]; ``reflect`` first mirrors about the
+    edge pixels (d c b | a b c d | c b a, as ``np.pad(mode="reflect")``). Folding the continuous
+    coordinate equals mirroring the image, since the bilinear interpolant is mirror-symmetric too.
+    Always returns a new array (callers then work in place on it).
+    """
+    if border == "constant":
+        return np.clip(v, -1, n)
+    if border == "reflect" and n > 1:
+        m = n - 1
+        if v.size and (v.min() < -m or v.max() > 2 * m):  # rare: more than one mirror image away
+            v = np.mod(v, 2 * m)
+        v = np.abs(v)  # then the triangle wave m - |m - |v|| folds [-m, 2m] onto [0, m]
+        np.subtract(m, v, out=v)
+        np.abs(v, out=v)
+        np.subtract(m, v, out=v)
+        return np.clip(v, 0, m, out=v)
+    return np.clip(v, 0, n - 1)
+
+
+def _source(images: np.ndarray, border: str, fill: int, pack: bool) -> tuple[np.ndarray, int]:
+    """The padded source and the flat offset of pixel (0, 0) in each image.
+
+    A pixel's right and lower neighbours always exist (an extra column/row, only ever read with
+    weight 0), so the four bilinear taps are the flat index plus 0, 1, W and W + 1. With ``pack``,
+    RGB gets a fourth byte so one uint32 gather fetches a whole pixel (4-byte items gather several
+    times faster than 3-byte rows).
+    """
+    n, h, w, c = images.shape
+    cs = 4 if c == 3 and pack else c
+    lead = 1 if border == "constant" else 0
+    src = np.empty((n, h + lead + 1 + lead, w + lead + 1 + lead, cs), np.uint8)
+    if border == "constant":
+        src[...] = int(fill)
+        src[:, 1 : h + 1, 1 : w + 1, :c] = images
+    else:
+        src[:, :h, :w, :c] = images
+        src[:, h, :w] = src[:, h - 1, :w]
+        src[:, :, w] = src[:, :, w - 1]
+        if cs > c:
+            src[..., c:] = 0
+    return src, lead * (src.shape[2] + 1)
+
+
+def _gather(flat: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Pixels at flat indices ``idx`` of a packed source as uint8 (..., 1 or 4) (one gather)."""
+    return np.take(flat, idx).view(np.uint8).reshape(idx.shape + (-1,))
+
+
+def _blocks(n: int, pixels: int) -> list[tuple[int, int]]:
+    """Sample ranges of about ``_BLOCK_PIXELS`` output pixels each (at least one sample)."""
+    step = max(1, _BLOCK_PIXELS // max(pixels, 1))
+    return [(a, min(a + step, n)) for a in range(0, n, step)]
+
+
+def remap(
+    images: np.ndarray, ys, xs, interpolation: str = "bilinear", border: str = "constant", fill: int = 0
+) -> np.ndarray:
+    """Sample every image at source coordinates: ``out[n, i, j] = images[n] at (ys[n, i, j], xs[n, i, j])``.
+
+    ys, xs: float source row/column coordinates (pixel centres at integers), broadcastable to
+    (N, H', W') - e.g. (N, H', 1) and (N, 1, W') for separable maps; a leading 1 shares them.
+    interpolation: "bilinear" (4 neighbours, float32 weights) or "nearest" (round half up).
+    border: "constant" (``fill``, a grey level 0..255 on every channel), "edge" or "reflect".
+    Returns uint8 (N, H', W', C).
+    """
+    _check(interpolation, border)
+    n, c = images.shape[0], images.shape[3]
+    ys = np.asarray(ys, dtype=np.float32)
+    xs = np.asarray(xs, dtype=np.float32)
+    out_hw = np.broadcast_shapes(ys.shape, xs.shape)[1:]
+    out = np.empty((n, *out_hw, c), np.uint8)
+    part = lambda v, a, b: v[a:b] if v.shape[0] == n else v  # noqa: E731
+    for a, b in _blocks(n, out_hw[0] * out_hw[1]):
+        _remap_block(images[a:b], part(ys, a, b), part(xs, a, b), interpolation, border, fill, out[a:b])
+    return out
+
+
+def _check(interpolation: str, border: str) -> None:
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"unknown interpolation {interpolation!r}; expected one of {INTERPOLATIONS}")
+    if border not in BORDERS:
+        raise ValueError(f"unknown border mode {border!r}; expected one of {BORDERS}")
+
+
+def _remap_block(images, ys, xs, interpolation, border, fill, out) -> None:
+    """``remap`` of one block of samples, written into ``out`` (uint8 (n, H', W', C))."""
+    n, h, w, c = images.shape
+    ys = _fold(ys, h, border)
+    xs = _fold(xs, w, border)
+    nearest = interpolation == "nearest"
+    src, offset = _source(images, border, fill, pack=not nearest)
+    hp, wp, cs = src.shape[1:]
+    base = (np.arange(n, dtype=np.intp) * (hp * wp) + offset).reshape(-1, 1, 1)
+    shape = out.shape[:3]
+    if nearest:  # a single tap: gathering whole rows of C bytes beats packing the source
+        idx = np.floor(ys + 0.5).astype(np.intp) * wp + np.floor(xs + 0.5).astype(np.intp) + base
+        np.take(src.reshape(-1, c), np.broadcast_to(idx, shape), axis=0, out=out)
+        return
+
+    flat = src.reshape(-1) if cs == 1 else src.view(np.uint32).reshape(-1)
+    # Few full-size temporaries, updated in place: allocation is a large part of the cost.
+    y0 = np.floor(ys)
+    x0 = np.floor(xs)
+    fy = np.broadcast_to(np.subtract(ys, y0, out=ys), shape)
+    fx = np.broadcast_to(np.subtract(xs, x0, out=xs), shape)
+    i00 = y0.astype(np.intp)
+    i00 *= wp
+    i00 = i00 + x0.astype(np.intp)
+    i00 = np.add(i00, base, out=i00) if i00.shape == shape else np.broadcast_to(i00 + base, shape)
+    # Taps via shifted views of the source: no index arithmetic over the whole output.
+    taps = [_gather(flat[s:], i00) for s in (0, 1, wp, wp + 1)]
+    top = np.empty(shape, np.float32)
+    bottom = np.empty(shape, np.float32)
+    f32 = np.float32
+    for ch in range(c):  # one channel plane at a time keeps every operation free of broadcasting
+        t00, t01, t10, t11 = (t[..., ch] for t in taps)
+        np.subtract(t01, t00, out=top, dtype=f32)
+        top *= fx
+        np.add(top, t00, out=top, dtype=f32)
+        np.subtract(t11, t10, out=bottom, dtype=f32)
+        bottom *= fx
+        np.add(bottom, t10, out=bottom, dtype=f32)
+        bottom -= top
+        bottom *= fy
+        top += bottom
+        # a convex combination of uint8 values: already inside [0, 255], only rounding is needed
+        out[..., ch] = np.rint(top, out=top)
+
+
+def warp_homography(
+    images: np.ndarray,
+    matrices,
+    out_hw: tuple,
+    interpolation: str = "bilinear",
+    border: str = "constant",
+    fill: int = 0,
+) -> np.ndarray:
+    """Warp each image by its 3x3 matrix, which maps OUTPUT pixel coordinates to INPUT coordinates.
+
+    matrices: (N, 3, 3) (or (3, 3) shared); affine when every last row is (0, 0, 1), which skips
+    the perspective division. out_hw: (height, width) of the result. Other arguments as ``remap``.
+    """
+    _check(interpolation, border)
+    n, c = images.shape[0], images.shape[3]
+    m = np.broadcast_to(np.asarray(matrices, dtype=np.float64), (n, 3, 3))
+    oh, ow = int(out_hw[0]), int(out_hw[1])
+    projective = bool(np.any(m[:, 2, :2] != 0) or np.any(m[:, 2, 2] != 1))
+    x = np.arange(ow, dtype=np.float32)[None, None, :]
+    y = np.arange(oh, dtype=np.float32)[None, :, None]
+    m32 = m.astype(np.float32)[:, :, :, None, None]
+    out = np.empty((n, oh, ow, c), np.uint8)
+    for a, b in _blocks(n, oh * ow):
+        mb = m32[a:b]
+        # (n, 1, W') + (n, H', 1): one full-size addition per coordinate
+        xs, ys = (mb[:, k, 0] * x + (mb[:, k, 1] * y + mb[:, k, 2]) for k in (0, 1))
+        if projective:
+            den = mb[:, 2, 0] * x + (mb[:, 2, 1] * y + mb[:, 2, 2])
+            # Near the horizon line points run off to infinity; keep them finite (remap clamps them).
+            den[np.abs(den) < 1e-6] = 1e-6
+            xs /= den
+            ys /= den
+        _remap_block(images[a:b], ys, xs, interpolation, border, fill, out[a:b])
+    return out
+
+
+# --- per-sample matrices (forward maps: where an input point lands in the output) --------------
+def _about_centre(linear: np.ndarray, h: int, w: int) -> np.ndarray:
+    """(N, 3, 3) matrices applying the (N, 2, 2) linear maps about the image centre."""
+    centre = np.array([(w - 1) / 2.0, (h - 1) / 2.0])
+    out = np.zeros((linear.shape[0], 3, 3))
+    out[:, :2, :2] = linear
+    out[:, :2, 2] = centre - linear @ centre
+    out[:, 2, 2] = 1.0
+    return out
+
+
+def _vec(values) -> np.ndarray:
+    return np.atleast_1d(np.asarray(values, dtype=np.float64))
+
+
+def rotation_matrix(degrees, h: int, w: int) -> np.ndarray:
+    """Rotation about the centre by ``degrees`` (N,), positive = counter-clockwise on screen (as PIL)."""
+    t = np.deg2rad(_vec(degrees))
+    cos, sin = np.cos(t), np.sin(t)
+    # y points down, so a visually counter-clockwise turn sends +x towards -y.
+    return _about_centre(np.stack([np.stack([cos, sin], -1), np.stack([-sin, cos], -1)], -2), h, w)
+
+
+def scale_matrix(factor, h: int, w: int) -> np.ndarray:
+    """Isotropic zoom about the centre by ``factor`` (N,) (> 1 enlarges the content)."""
+    f = _vec(factor)
+    return _about_centre(f[:, None, None] * np.eye(2), h, w)
+
+
+def shear_matrix(x_degrees, y_degrees, h: int, w: int) -> np.ndarray:
+    """Shear about the centre: x += tan(x_degrees) * y and y += tan(y_degrees) * x (each (N,))."""
+    sx, sy = np.tan(np.deg2rad(_vec(x_degrees))), np.tan(np.deg2rad(_vec(y_degrees)))
+    one = np.ones_like(sx)
+    return _about_centre(np.stack([np.stack([one, sx], -1), np.stack([sy, one], -1)], -2), h, w)
+
+
+def translate_matrix(tx, ty, h: int, w: int) -> np.ndarray:
+    """Shift by ``tx`` of the width (right) and ``ty`` of the height (down); each (N,) fractions."""
+    tx, ty = _vec(tx), _vec(ty)
+    out = np.tile(np.eye(3), (tx.shape[0], 1, 1))
+    out[:, 0, 2] = tx * w
+    out[:, 1, 2] = ty * h
+    return out
+
+
+def affine_matrix(h: int, w: int, degrees=0.0, scale=1.0, tx=0.0, ty=0.0, shear_x=0.0, shear_y=0.0) -> np.ndarray:
+    """Forward (N, 3, 3) map: scale, then shear, then rotate (all about the centre), then translate.
+
+    Arguments are per-sample arrays (N,) or scalars, in the units of the single-purpose helpers.
+    """
+    n = np.broadcast_shapes(*(np.shape(v) for v in (degrees, scale, tx, ty, shear_x, shear_y)))
+    b = lambda v: np.broadcast_to(np.asarray(v, dtype=np.float64), n)  # noqa: E731
+    return (
+        translate_matrix(b(tx), b(ty), h, w)
+        @ rotation_matrix(b(degrees), h, w)
+        @ shear_matrix(b(shear_x), b(shear_y), h, w)
+        @ scale_matrix(b(scale), h, w)
+    )
+
+
+def homography_from_points(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The (N, 3, 3) homographies sending the 4 points ``src[n]`` to ``dst[n]`` ((N, 4, 2) as x, y).
+
+    One batched ``np.linalg.solve`` of the 8x8 direct linear system (h33 fixed to 1).
+    """
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    n = src.shape[0]
+    u, v = src[..., 0], src[..., 1]
+    x, y = dst[..., 0], dst[..., 1]
+    a = np.zeros((n, 4, 2, 8))
+    a[:, :, 0, 0], a[:, :, 0, 1], a[:, :, 0, 2] = u, v, 1.0
+    a[:, :, 0, 6], a[:, :, 0, 7] = -u * x, -v * x
+    a[:, :, 1, 3], a[:, :, 1, 4], a[:, :, 1, 5] = u, v, 1.0
+    a[:, :, 1, 6], a[:, :, 1, 7] = -u * y, -v * y
+    rhs = np.stack([x, y], -1).reshape(n, 8, 1)
+    h = np.linalg.solve(a.reshape(n, 8, 8), rhs)[..., 0]
+    return np.concatenate([h, np.ones((n, 1))], axis=1).reshape(n, 3, 3)
+
+
+def perspective_matrix(jitter: np.ndarray, h: int, w: int) -> np.ndarray:
+    """OUTPUT->INPUT homographies for corners pulled inwards by ``jitter`` (N, 4, 2).
+
+    jitter[n, k] is the inward move of corner k (top-left, top-right, bottom-right, bottom-left)
+    along x and y as a fraction of half the width/height, in [0, 1]; the image content fills the
+    quadrilateral spanned by the moved corners.
+    """
+    jitter = np.asarray(jitter, dtype=np.float64)
+    if h < 2 or w < 2:  # the corners coincide: no homography is defined, and none is needed
+        return np.tile(np.eye(3), (jitter.shape[0], 1, 1))
+    corners = np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], dtype=np.float64)
+    inward = np.array([[1, 1], [-1, 1], [-1, -1], [1, -1]], dtype=np.float64)
+    half = np.array([(w - 1) / 2.0, (h - 1) / 2.0])
+    moved = corners + inward * half * jitter
+    return homography_from_points(moved, np.broadcast_to(corners, moved.shape))
+
+
+# --- crops, resizing, padding -----------------------------------------------------------------
+def crop(images: np.ndarray, top, left, out_hw: tuple, border: str = "constant", fill: int = 0) -> np.ndarray:
+    """Cut the (H', W') window at integer ``top``/``left`` (N,) per sample; may reach outside the image."""
+    n = images.shape[0]
+    top = np.broadcast_to(np.asarray(top, dtype=np.float32), (n,))
+    left = np.broadcast_to(np.asarray(left, dtype=np.float32), (n,))
+    ys = top[:, None, None] + np.arange(out_hw[0], dtype=np.float32)[None, :, None]
+    xs = left[:, None, None] + np.arange(out_hw[1], dtype=np.float32)[None, None, :]
+    return remap(images, ys, xs, "nearest", border, fill)
+
+
+def resized_crop(
+    images: np.ndarray, top, left, height, width, out_hw: tuple, interpolation: str = "bilinear"
+) -> np.ndarray:
+    """Resample the box [top, top + height) x [left, left + width) (pixels, (N,) each) to ``out_hw``.
+
+    The box's outer edges map onto the output's outer edges (half-pixel convention, as Pillow's
+    resize); reads past the image repeat the edge pixel. No anti-aliasing when shrinking.
+    """
+    n = images.shape[0]
+    oh, ow = int(out_hw[0]), int(out_hw[1])
+    per = lambda v: np.broadcast_to(np.asarray(v, dtype=np.float64), (n,))[:, None, None]  # noqa: E731
+    oy = np.arange(oh, dtype=np.float64)[None, :, None]
+    ox = np.arange(ow, dtype=np.float64)[None, None, :]
+    ys = per(top) + (oy + 0.5) * (per(height) / oh) - 0.5
+    xs = per(left) + (ox + 0.5) * (per(width) / ow) - 0.5
+    return remap(images, ys, xs, interpolation, "edge")
+
+
+def resize(images: np.ndarray, out_hw: tuple, interpolation: str = "bilinear") -> np.ndarray:
+    """Resize every image to ``out_hw`` (height, width) pixels."""
+    _, h, w, _ = images.shape
+    return resized_crop(images, 0, 0, h, w, out_hw, interpolation)
+
+
+def pad(images: np.ndarray, padding: int, border: str = "constant", fill: int = 0) -> np.ndarray:
+    """Add ``padding`` pixels on every side; border as in ``remap`` (reflect mirrors about the edge)."""
+    widths = ((0, 0), (padding, padding), (padding, padding), (0, 0))
+    if border == "constant":
+        return np.pad(images, widths, mode="constant", constant_values=int(fill))
+    return np.pad(images, widths, mode=border)
+
+
+# --- dense displacement fields ----------------------------------------------------------------
+def displace(
+    images: np.ndarray, dy, dx, interpolation: str = "bilinear", border: str = "reflect", fill: int = 0
+) -> np.ndarray:
+    """Read output pixel (i, j) of sample n from (i + dy[n, i, j], j + dx[n, i, j]); dy, dx (N, H, W) pixels."""
+    _, h, w, _ = images.shape
+    ys = np.arange(h, dtype=np.float32)[None, :, None] + dy
+    xs = np.arange(w, dtype=np.float32)[None, None, :] + dx
+    return remap(images, ys, xs, interpolation, border, fill)
+
+
+def elastic_field(noise: np.ndarray, alpha: float, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """Simard et al.'s field from (N, H, W, 2) uniform noise in [-1, 1]: Gaussian-smoothed (``sigma``
+    pixels, each sample separately), times ``alpha`` pixels. Returns (dy, dx), each (N, H, W)."""
+    from scipy.ndimage import gaussian_filter
+
+    noise = np.asarray(noise, dtype=np.float32)
+    field = gaussian_filter(noise, sigma=(sigma, sigma), axes=(1, 2)) if sigma > 0 else noise
+    field = field * np.float32(alpha)
+    return field[..., 0], field[..., 1]
+
+
+def _lerp_axis(values: np.ndarray, size: int, axis: int) -> np.ndarray:
+    """Linearly upsample ``values`` along ``axis`` from its control points to ``size`` evenly spread samples."""
+    steps = values.shape[axis] - 1
+    g = np.linspace(0.0, steps, size)
+    j0 = np.minimum(np.floor(g).astype(np.intp), max(steps - 1, 0))
+    f = (g - j0).astype(values.dtype).reshape((-1,) + (1,) * (values.ndim - axis - 1))
+    lo = np.take(values, j0, axis=axis)
+    hi = np.take(values, np.minimum(j0 + 1, steps), axis=axis)
+    return lo + f * (hi - lo)
+
+
+def grid_field(grid: np.ndarray, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Dense (dy, dx) (N, H, W) pixels from control-point displacements ``grid`` (N, S+1, S+1, 2).
+
+    grid[n, r, c] = (dy, dx) of the control point in grid row r, column c as a fraction of a grid
+    cell; control points span the image evenly (corners on the corner pixels) and the field between
+    them is bilinear.
+    """
+    grid = np.asarray(grid, dtype=np.float32)
+    steps = grid.shape[1] - 1
+    cell = np.array([(h - 1) / steps, (w - 1) / steps], dtype=np.float32).reshape(2, 1, 1, 1)
+    planes = np.moveaxis(grid, -1, 0) * cell  # (2, N, S+1, S+1): dy and dx as contiguous planes
+    dense = _lerp_axis(_lerp_axis(planes, h, 2), w, 3)
+    return dense[0], dense[1]
