@@ -54,7 +54,7 @@ def load_npz(
         images = _images(path, _read(archive, path, images_key, present), images_key)
         n = images.shape[0]
         labels = _labels(path, _read(archive, path, labels_key, present), labels_key, n)
-        ids = _ids(path, archive, ids_key, present, n)
+        ids = _unique_copy_ids(_ids(path, archive, ids_key, present, n), archive, present)
         class_names = _class_names(path, archive, class_names_key, present, labels)
     if size is not None:
         images = resize_images(images, size)
@@ -121,6 +121,18 @@ def _ids(path: Path, archive, key: str, present: list, n: int) -> np.ndarray:
     if arr.dtype.kind == "S":
         return np.char.decode(arr, "utf-8")
     return arr.astype(str)
+
+
+def _unique_copy_ids(ids: np.ndarray, archive, present: list) -> np.ndarray:
+    """augcli's own output repeats a source id for each of its copies; ``id#k`` tells copy k apart,
+    so re-augmenting that output gives every sample its own random stream."""
+    if "copy_index" not in present:
+        return ids
+    copy = np.asarray(archive["copy_index"])
+    if copy.shape != ids.shape or copy.dtype.kind not in "iu":
+        return ids
+    suffix = np.where(copy > 0, np.char.add("#", copy.astype(str)), "")
+    return np.char.add(ids.astype(str), suffix)
 
 
 def _class_names(path: Path, archive, key: str, present: list, labels: np.ndarray) -> list:
