@@ -48,3 +48,9 @@ def format_path(path: tuple) -> str:
         else:
             out += ("." if out else "") + str(part)
     return out
+
+
+class GateError(AugcliError):
+    """A quality gate failed, e.g. ``evaluate --fail-if-worse`` (exit 3)."""
+
+    exit_code = EXIT_GATE
