@@ -56,7 +56,15 @@ def _by_reason(records: list[dict]) -> dict[str, int]:
     return out
 
 
-def _common(strategy, loaded, cleaned, removed, splits) -> dict:
+def class_balance(counts: dict) -> dict:
+    """Counts per class and the imbalance ratio (largest / smallest non-empty class)."""
+    sizes = [v for v in counts.values() if v > 0]
+    ratio = (max(sizes) / min(sizes)) if sizes else 0.0
+    return {"counts": counts, "imbalance_ratio": round(float(ratio), 3)}
+
+
+def common_report(strategy, loaded, cleaned, removed, splits) -> dict:
+    """The parts every report shares: strategy, source, skipped files, cleaning, counts."""
     skipped = [{"id": s.id, "reason": s.reason, "detail": s.detail} for s in loaded.skipped]
     return {
         "augcli_version": __version__,
@@ -67,6 +75,7 @@ def _common(strategy, loaded, cleaned, removed, splits) -> dict:
         "clean": {"removed": sum(r.get("action") == "dropped" for r in removed),
                   "flagged": sum(r.get("action") == "flagged" for r in removed),
                   "by_reason": _by_reason(removed), "records": removed},
+        "class_balance": class_balance(loaded.class_counts()),
         "counts": {
             "loaded": loaded.class_counts(),
             "after_clean": cleaned.class_counts(),
@@ -77,7 +86,7 @@ def _common(strategy, loaded, cleaned, removed, splits) -> dict:
 
 def build_plan(strategy, loaded, cleaned, removed, splits, copies_per_split, target) -> dict:
     """What a run would produce, without augmenting or writing (``--dry-run``)."""
-    report = _common(strategy, loaded, cleaned, removed, splits)
+    report = common_report(strategy, loaded, cleaned, removed, splits)
     keep = 1 if strategy.section("augment")["keep_originals"] else 0
     planned = {}
     for name, part in splits.items():
@@ -89,7 +98,7 @@ def build_plan(strategy, loaded, cleaned, removed, splits, copies_per_split, tar
 
 
 def build_report(strategy, loaded, cleaned, removed, splits, outputs, files, timer, target, options) -> dict:
-    report = _common(strategy, loaded, cleaned, removed, splits)
+    report = common_report(strategy, loaded, cleaned, removed, splits)
     augmented = sum(int((o.copy_index > 0).sum()) for o in outputs.values())
     fired: dict[str, int] = {}
     suppressed: dict[str, int] = {}
@@ -133,75 +142,11 @@ def _counts(out, class_names) -> dict:
 def write_report(folder: Path, report: dict) -> None:
     """report.json and report.md into ``folder``; both are listed in the report itself."""
     report["output"]["files"] += ["report.json", "report.md"]
-    (folder / "report.md").write_text(render_markdown(report), encoding="utf-8")
+    from augcli.markdown import render_run
+
+    (folder / "report.md").write_text(render_run(report), encoding="utf-8")
     # timings and memory differ run to run; they live in report.json only, never in data files
     (folder / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-
-
-def render_markdown(report: dict) -> str:
-    """The report for people: what went in, what cleaning did, what came out, how fast."""
-    lines = [f"# augcli run report", ""]
-    st = report["strategy"]
-    lines += [f"- strategy: `{st['path']}` (sha256 `{st['sha256'][:12]}`), seed {st['seed']}",
-              f"- source: `{report['source']['path']}`, image shape {tuple(report['source']['image_shape'])}",
-              f"- output: `{report['output']['dir']}` ({report['output']['format']}), "
-              f"{report['output']['total']} samples", ""]
-    counts = report["counts"]
-    columns = ["loaded", "after_clean"] + [f"{s} in" for s in counts["splits"]] + [f"{s} out" for s in counts["output"]]
-    lines += ["## Samples per class", "", "| class | " + " | ".join(columns) + " |",
-              "|---|" + "---:|" * len(columns)]
-    for name in report["source"]["classes"]:
-        row = [counts["loaded"].get(name, 0), counts["after_clean"].get(name, 0)]
-        row += [counts["splits"][s].get(name, 0) for s in counts["splits"]]
-        row += [counts["output"][s].get(name, 0) for s in counts["output"]]
-        lines.append(f"| {name} | " + " | ".join(str(v) for v in row) + " |")
-    totals = [sum(counts["loaded"].values()), sum(counts["after_clean"].values())]
-    totals += [sum(counts["splits"][s].values()) for s in counts["splits"]]
-    totals += [sum(counts["output"][s].values()) for s in counts["output"]]
-    lines += ["| **total** | " + " | ".join(f"**{v}**" for v in totals) + " |", ""]
-    lines += _md_cleaning(report)
-    tr = report["transforms"]
-    lines += ["## Transforms", "", f"{tr['augmented_samples']} augmented samples.", "",
-              "| transform | fired | rate |", "|---|---:|---:|"]
-    lines += [f"| {name} | {v['count']} | {v['rate']:.1%} |" for name, v in tr["fired"].items()]
-    if tr["rules"]:
-        lines += ["", "Per-class rules suppressed: " + (", ".join(
-            f"{name} {n}×" for name, n in tr["suppressed_by_rules"].items()) or "nothing") + "."]
-    if tr["balance"] is not None:
-        lines += ["", f"Class balancing to target `{tr['balance']}`: see the `train out` column above."]
-    if tr["soft_labels"]:
-        lines += ["", "Labels are soft (mixing transforms): the npz `labels` array is N×K."]
-    perf = report["performance"]
-    lines += ["", "## Performance", "", "| stage | seconds |", "|---|---:|"]
-    lines += [f"| {k} | {v:.3f} |" for k, v in perf["seconds"].items()]
-    lines += [f"| total | {perf['total_seconds']:.3f} |", "",
-              f"Augmentation throughput: {perf['augmented_images_per_second']} images/s "
-              f"(batch size {perf['batch_size']}, {perf['workers']} worker(s)); peak memory {perf['peak_memory_mb']} MB.",
-              "", "Versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items()), ""]
-    if "preview.png" in report["output"]["files"]:
-        lines += ["![preview](preview.png)", ""]
-    return "\n".join(lines)
-
-
-def _md_cleaning(report: dict) -> list[str]:
-    out = ["## Cleaning", ""]
-    sk = report["skipped"]
-    if sk["count"]:
-        out += [f"{sk['count']} unreadable file(s) skipped:", "", "| file | reason | detail |", "|---|---|---|"]
-        out += [f"| `{f['id']}` | {f['reason']} | {f['detail']} |" for f in sk["files"][:50]]
-        if sk["count"] > 50:
-            out.append(f"| … | {sk['count'] - 50} more in report.json | |")
-        out.append("")
-    cl = report["clean"]
-    if cl["records"]:
-        out += [f"{cl['removed']} removed, {cl['flagged']} flagged:", "",
-                "| sample | reason | duplicate of | labels disagree | action |", "|---|---|---|---|---|"]
-        out += [f"| `{r['id']}` | {r['reason']} | `{r.get('duplicate_of', '')}` | "
-                f"{'yes' if r.get('label_conflict') else 'no'} | {r.get('action', '')} |" for r in cl["records"][:50]]
-        out.append("")
-    if not sk["count"] and not cl["records"]:
-        out += ["Nothing skipped or removed.", ""]
-    return out
 
 
 def write_preview(path: Path, train, pipeline, report_cfg: dict) -> None:
