@@ -13,6 +13,14 @@ from augcli.cli.options import VERBOSE_KEY
 from augcli.errors import EXIT_DATA, AugcliError
 
 
+class Terminated(BaseException):
+    """Raised from the SIGTERM handler so that cleanup (temporary folders, locks) runs as for Ctrl-C."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 class AugcliGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
@@ -22,6 +30,9 @@ class AugcliGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("augcli: interrupted", err=True)
             ctx.exit(130)
+        except Terminated:
+            click.echo("augcli: terminated", err=True)
+            ctx.exit(143)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except MemoryError:
@@ -58,4 +69,7 @@ _register()
 
 
 def main():
+    import signal
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
     cli(prog_name="augcli")

@@ -18,6 +18,20 @@ def check_target(target: Path, overwrite: bool) -> None:
         raise UsageError(f"{target}: exists and is not a folder")
 
 
+def _lock(target: Path):
+    """An exclusive lock on ``.<name>.lock`` beside the target: a second run on the same output
+    refuses at once instead of interleaving its files with ours."""
+    import fcntl
+
+    handle = open(target.parent / f".{target.name}.lock", "w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise UsageError(f"{target}: another augcli run is writing this output; try again when it has finished") from None
+    return handle
+
+
 class AtomicFolder:
     """``with AtomicFolder(target, overwrite) as tmp:`` write into ``tmp``; on success it becomes ``target``."""
 
@@ -30,6 +44,7 @@ class AtomicFolder:
         check_target(self.target, self.overwrite)
         try:
             self.target.parent.mkdir(parents=True, exist_ok=True)
+            self._lock = _lock(self.target)
             if self.tmp.exists():
                 shutil.rmtree(self.tmp)
             self.tmp.mkdir()
@@ -38,8 +53,17 @@ class AtomicFolder:
         return self.tmp
 
     def __exit__(self, exc_type, exc, tb) -> bool:
+        try:
+            return self._finish(exc_type, exc)
+        finally:
+            self._lock.close()  # closing the descriptor releases the lock
+
+    def _finish(self, exc_type, exc) -> bool:
         if exc_type is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
+            if isinstance(exc, OSError):
+                # full disk, quota, unwritable target: a data error with the reason, not a traceback
+                raise DataError(f"{self.target}: cannot write the output: {exc.strerror or exc}") from None
             return False
         old = self.target.parent / f".{self.target.name}.old-{os.getpid()}"
         try:

@@ -1,0 +1,103 @@
+"""Interrupts, concurrent runs and unwritable targets leave no partial output and exit cleanly."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from augcli.errors import UsageError
+from augcli.io.atomic import AtomicFolder
+from tests.helpers import fingerprint, invoke, write_strategy
+
+SLOW = """\
+dataset: {source: digits}
+augment:
+  copies: 400
+  pipeline:
+    - elastic: {alpha: 2, sigma: 1.2}
+    - gaussian_blur: {}
+"""
+
+
+def _start(tmp_path, out):
+    strategy = write_strategy(tmp_path / "slow.yaml", SLOW)
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    return subprocess.Popen([sys.executable, "-m", "augcli", "run", str(strategy), "--out", str(out), "--overwrite",
+                             "--batch-size", "64"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+
+
+def _wait_for_work(proc, seconds=20.0):
+    """Give the run time to import and start augmenting (no fixed sleeps on a busy machine)."""
+    deadline = time.time() + seconds
+    time.sleep(1.5)
+    assert proc.poll() is None, proc.communicate()
+    return deadline
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_keeps_previous_output_and_leaves_no_temp(tmp_path, sig, code):
+    out = tmp_path / "out"
+    previous = write_strategy(tmp_path / "small.yaml", "dataset: {source: digits, limit: 20}\naugment: {copies: 1, pipeline: [hflip]}\n")
+    assert invoke("run", previous, "--out", out).exit_code == 0
+    before = fingerprint(out)
+    proc = _start(tmp_path, out)
+    _wait_for_work(proc)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert "Traceback" not in err
+    assert fingerprint(out) == before
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
+
+
+def test_second_writer_on_the_same_output_is_refused(tmp_path):
+    target = tmp_path / "out"
+    with AtomicFolder(target, overwrite=True):
+        with pytest.raises(UsageError, match="another augcli run"):
+            with AtomicFolder(target, overwrite=True):
+                pass
+    with AtomicFolder(target, overwrite=True):  # the lock is released afterwards
+        pass
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write into read-only folders")
+def test_unwritable_target_is_a_data_error(tmp_path):
+    parent = tmp_path / "ro"
+    parent.mkdir()
+    parent.chmod(0o500)
+    try:
+        strategy = write_strategy(tmp_path / "s.yaml", "dataset: {source: digits, limit: 10}\n")
+        res = invoke("run", strategy, "--out", parent / "out")
+        assert res.exit_code == 1 and "cannot" in res.output
+    finally:
+        parent.chmod(0o700)
+
+
+def test_full_disk_is_a_data_error(tmp_path, monkeypatch):
+    """A write failing with ENOSPC mid-run: exit 1, one line, no temporary folder left."""
+    import errno
+
+    import augcli.runner as runner
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(runner, "write_npz", full)
+    strategy = write_strategy(tmp_path / "s.yaml", "dataset: {source: digits, limit: 10}\n")
+    res = invoke("run", strategy, "--out", tmp_path / "out")
+    assert res.exit_code == 1 and "No space left on device" in res.output
+    assert not (tmp_path / "out").exists()
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+
+
+def test_output_under_a_file_is_a_data_error(tmp_path):
+    """Works as root too: the parent of --out is a regular file, so nothing can be created there."""
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a folder")
+    strategy = write_strategy(tmp_path / "s.yaml", "dataset: {source: digits, limit: 10}\n")
+    res = invoke("run", strategy, "--out", blocker / "out")
+    assert res.exit_code == 1 and "cannot create the output folder" in res.output and "Traceback" not in res.output
