@@ -10,6 +10,7 @@ from typing import Callable
 import numpy as np
 
 from augcli import report as reporting
+from augcli.clean import stage
 from augcli.datasets import Dataset, load_source
 from augcli.engine import Augmented, augment_dataset, balance_copies, plan
 from augcli.errors import DataError, UsageError
@@ -58,16 +59,18 @@ def load_dataset(strategy: Strategy, strict: bool = False, limit: int | None = N
 
 
 def clean_dataset(strategy: Strategy, dataset: Dataset) -> tuple[Dataset, list[dict]]:
-    """Apply the ``clean`` section; returns the kept samples and one record per flagged sample."""
-    from augcli.clean.exact import drop_exact_duplicates
+    """Apply the ``clean`` section; returns the kept samples and one record per finding."""
+    return stage.clean(dataset, strategy.section("clean"), strategy.seed)
 
-    mode = strategy.section("clean")["exact_duplicates"]
-    if mode == "off":
-        return dataset, []
-    kept, removed = drop_exact_duplicates(dataset)
-    for rec in removed:
-        rec["action"] = "dropped" if mode == "drop" else "flagged"
-    return (kept if mode == "drop" else dataset), removed
+
+def split_clean(strategy: Strategy, dataset: Dataset, clean_config: dict | None = None) -> tuple[dict[str, Dataset], list[dict]]:
+    """Split as the strategy says, then remove training samples that leak into val/test."""
+    sp = strategy.section("split")
+    try:
+        splits = split_dataset(dataset, strategy.seed, val=sp["val"], test=sp["test"], stratify=sp["stratify"])
+    except ValueError as err:
+        raise UsageError(f"{strategy.path}: split: {err}") from None
+    return stage.remove_leakage(splits, clean_config or strategy.section("clean"))
 
 
 def build_pipeline(strategy: Strategy, class_names: list[str]) -> Pipeline:
@@ -95,11 +98,8 @@ def run(strategy: Strategy, options: RunOptions) -> dict:
     with timer("clean"):
         cleaned, removed = clean_dataset(strategy, loaded)
     with timer("split"):
-        sp = strategy.section("split")
-        try:
-            splits = split_dataset(cleaned, strategy.seed, val=sp["val"], test=sp["test"], stratify=sp["stratify"])
-        except ValueError as err:
-            raise UsageError(f"{strategy.path}: split: {err}") from None
+        splits, leaks = split_clean(strategy, cleaned)
+        removed = removed + leaks
 
     aug = strategy.section("augment")
     pipeline = build_pipeline(strategy, cleaned.class_names)
@@ -126,11 +126,24 @@ def run(strategy: Strategy, options: RunOptions) -> dict:
             if strategy.section("report")["preview"] and "train" in outputs:
                 reporting.write_preview(tmp / "preview.png", splits["train"], pipeline, strategy.section("report"))
                 files.append("preview.png")
+            files += write_findings(tmp, removed, [loaded])
         report = reporting.build_report(
             strategy, loaded, cleaned, removed, splits, outputs, files, timer, target, options
         )
         reporting.write_report(tmp, report)
     return report
+
+
+def write_findings(folder: Path, records: list[dict], datasets: list[Dataset]) -> list[str]:
+    """quarantine.csv (always, so pipelines can rely on it) and clean.png when something was found."""
+    from augcli.clean import outputs
+
+    outputs.write_quarantine(folder / "quarantine.csv", records)
+    picture = outputs.clean_picture(records, datasets)
+    if picture is None:
+        return ["quarantine.csv"]
+    picture.save(folder / "clean.png", format="PNG")
+    return ["quarantine.csv", "clean.png"]
 
 
 def write_outputs(folder: Path, strategy: Strategy, outputs: dict[str, Augmented], class_names, pipeline) -> list[str]:

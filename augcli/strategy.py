@@ -18,6 +18,7 @@ from typing import Any, Sequence
 import yaml
 
 from augcli.errors import SchemaError, StrategyError, UsageError, format_path
+from augcli.clean.stage import CLEAN_SPEC
 from augcli.rules import RULES_SPEC, check_rule_names
 from augcli.schema import Bool, Choice, Either, Float, Int, Mapping, Param, Size, Text, validate_mapping
 
@@ -63,9 +64,7 @@ SCHEMA: dict[str, Param] = {
             "class_names": Text("class_names", doc="optional class names"),
         }),
     }),
-    "clean": Mapping(doc="what to remove before splitting", fields={
-        "exact_duplicates": Choice("drop", ("drop", "flag", "off"), doc="identical decoded pixels: keep the first"),
-    }),
+    "clean": CLEAN_SPEC,
     "split": Mapping(doc="train/val/test split, stratified by class; only train is augmented", fields={
         "val": Float(0.0, 0.0, 0.9, doc="fraction of each class held out for validation"),
         "test": Float(0.0, 0.0, 0.9, doc="fraction of each class held out for testing"),

@@ -15,7 +15,7 @@ def folder(tmp_path, photo):
     for c, name in enumerate(["cat", "dog"]):
         (root / name).mkdir(parents=True)
         for i in range(6):
-            crop = photo[40 * i:40 * i + 48, 60 * c:60 * c + 48]
+            crop = photo[200 + 30 * i:200 + 30 * i + 48, 150 + 60 * c:150 + 60 * c + 48]  # textured, not sky
             Image.fromarray(crop).save(root / name / f"{name}{i}.png")
     (root / "cat" / "empty.png").write_bytes(b"")
     good = (root / "dog" / "dog0.png").read_bytes()

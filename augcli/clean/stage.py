@@ -1,0 +1,95 @@
+"""The ``clean`` stage: run the configured detectors in a fixed order and apply their actions.
+
+Order: blank and noise images -> exact duplicates -> near duplicates -> outliers -> label errors
+(before the split), then leakage across splits (after it). Each detector only *finds*; this module
+decides, per the strategy, whether a finding drops the sample or only flags it. Every finding becomes
+one record (``id, reason, action, score, group, suggested_label, ...``) in the report and in
+``quarantine.csv``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from augcli.datasets.base import Dataset
+from augcli.schema import Choice, Float, Int, Mapping
+
+_ACTION = ("drop", "flag", "off")
+
+
+def _section(doc: str, action: str, actions=_ACTION, **fields) -> Mapping:
+    return Mapping(doc=doc, fields={"action": Choice(action, actions, doc="drop the samples, only flag them, or skip the check"), **fields})
+
+
+CLEAN_SPEC = Mapping(doc="what to find and remove before splitting (and leakage after it)", fields={
+    "exact_duplicates": Choice("drop", _ACTION, doc="identical decoded pixels: keep the first, drop or flag the rest"),
+    "blank": _section("constant (blank) images", "drop",
+                      min_std=Float(2.0, 0.0, 255.0, doc="pixel standard deviation (grey levels) below which an image is blank")),
+    "noise": _section("pure-noise images (no spatial structure)", "flag"),
+    "near_duplicates": _section("perceptual-hash near duplicates (pHash, 64 bits)", "flag",
+                                max_distance=Int(4, 0, 16, doc="largest Hamming distance between hashes that counts as a near duplicate")),
+    "outliers": _section("unusual images by pixel statistics and a PCA embedding", "off",
+                         method=Choice("isolation_forest", ("isolation_forest", "lof"), doc="scikit-learn detector"),
+                         contamination=Float(0.01, 0.0001, 0.5, doc="expected share of outliers")),
+    "label_errors": _section("likely wrong labels (confident learning on out-of-fold probabilities)", "off",
+                             actions=("flag", "drop", "off"),
+                             folds=Int(5, 2, 20, doc="cross-validation folds for the out-of-fold probabilities")),
+    "leakage": _section("near duplicates across train and val/test: removed from the training side", "drop",
+                        max_distance=Int(4, 0, 16, doc="largest Hamming distance that counts as leakage")),
+})
+
+
+def _apply(dataset: Dataset, records: list[dict], action: str, all_records: list[dict]) -> Dataset:
+    for rec in records:
+        rec["action"] = "dropped" if action == "drop" else "flagged"
+    all_records.extend(records)
+    if action != "drop" or not records:
+        return dataset
+    drop = {rec["id"] for rec in records}
+    keep = ~np.isin(dataset.ids, list(drop))
+    kept = dataset.subset(np.flatnonzero(keep))
+    kept.skipped = dataset.skipped
+    return kept
+
+
+def clean(dataset: Dataset, config: dict, seed: int) -> tuple[Dataset, list[dict]]:
+    """Run every enabled pre-split detector; returns the kept samples and all findings."""
+    from augcli.clean import exact, label_errors, neardup, outliers, quality
+
+    records: list[dict] = []
+    if config["blank"]["action"] != "off":
+        dataset = _apply(dataset, quality.find_blank(dataset, config["blank"]["min_std"]), config["blank"]["action"], records)
+    if config["noise"]["action"] != "off":
+        dataset = _apply(dataset, quality.find_noise_images(dataset), config["noise"]["action"], records)
+    if config["exact_duplicates"] != "off":
+        _, found = exact.drop_exact_duplicates(dataset)
+        dataset = _apply(dataset, found, config["exact_duplicates"], records)
+    near = config["near_duplicates"]
+    if near["action"] != "off":
+        found = neardup.find_near_duplicates(dataset, near["max_distance"])
+        exact_ids = {r["id"] for r in records if r["reason"] == "exact_duplicate"}
+        found = [r for r in found if r["id"] not in exact_ids]  # flagged exact copies: report once
+        dataset = _apply(dataset, found, near["action"], records)
+    out = config["outliers"]
+    if out["action"] != "off" and len(dataset) > 2:
+        found = outliers.find_outliers(dataset, seed, method=out["method"], contamination=out["contamination"])
+        dataset = _apply(dataset, found, out["action"], records)
+    lab = config["label_errors"]
+    if lab["action"] != "off":
+        found = label_errors.find_label_errors(dataset, seed, folds=lab["folds"])
+        dataset = _apply(dataset, found, lab["action"], records)
+    return dataset, records
+
+
+def remove_leakage(splits: dict[str, Dataset], config: dict) -> tuple[dict[str, Dataset], list[dict]]:
+    """Drop (or flag) training samples that near-duplicate a val/test sample."""
+    from augcli.clean import leakage
+
+    cfg = config["leakage"]
+    if cfg["action"] == "off" or len(splits) < 2:
+        return splits, []
+    found = leakage.find_leakage(splits, cfg["max_distance"])
+    records: list[dict] = []
+    splits = dict(splits)
+    splits["train"] = _apply(splits["train"], found, cfg["action"], records)
+    return splits, records

@@ -1,0 +1,51 @@
+"""``augcli inspect``: class balance, duplicates, corrupt files, outliers, likely label errors — read-only."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from augcli.cli import options
+from augcli.inspection import inspect as run_inspection
+from augcli.inspection import strategy_for_source, write_inspection
+from augcli.strategy import load_strategy
+
+
+@click.command()
+@click.argument("target", metavar="SOURCE|STRATEGY")
+@click.option("-o", "--out", type=click.Path(file_okay=False), help="Report folder (default data/out/inspect/<name>).")
+@click.option("--limit", type=click.IntRange(1), help="Inspect only the first N samples.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing report folder.")
+@options.overrides
+@options.json_output
+@options.verbosity
+def inspect(target, out, limit, overwrite, overrides, as_json, verbose, quiet):
+    """Check a source ('digits', a folder, an .npz) or a strategy's source; change nothing.
+
+    With a strategy, its clean settings are used but every action becomes "flag". Writes
+    inspect.json, inspect.md, quarantine.csv and clean.png. Exits 0 even when problems are found.
+    """
+    is_strategy = target.lower().endswith((".yaml", ".yml"))
+    st = load_strategy(target, overrides) if is_strategy else strategy_for_source(target, overrides)
+    report, records, datasets = run_inspection(st, limit=limit)
+    folder = Path(out) if out else Path("data") / "out" / "inspect" / (Path(target).stem or "source")
+    write_inspection(folder, report, records, datasets, overwrite)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    elif not quiet:
+        click.echo(summary(report))
+
+
+def summary(report: dict) -> str:
+    bal = report["class_balance"]
+    lines = [f"{sum(bal['counts'].values())} samples, {len(bal['counts'])} classes, "
+             f"imbalance ratio {bal['imbalance_ratio']:.2f} (largest/smallest class)"]
+    if report["skipped"]["count"]:
+        lines.append(f"unreadable files: {report['skipped']['count']} "
+                     f"({', '.join(f'{k}: {v}' for k, v in report['skipped']['by_reason'].items())})")
+    found = report["clean"]["by_reason"]
+    lines.append("findings: " + (", ".join(f"{k}: {v}" for k, v in found.items()) if found else "none"))
+    lines.append(f"report: {report['output']['dir']}/inspect.md (quarantine.csv lists every finding)")
+    return "\n".join(lines)

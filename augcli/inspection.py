@@ -1,0 +1,69 @@
+"""``augcli inspect``: every cleaning check, read-only. Nothing is dropped: findings are reported."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+from augcli import report as reporting
+from augcli.clean import stage
+from augcli.io.atomic import AtomicFolder, check_target
+from augcli.markdown import render_inspection
+from augcli.strategy import Strategy, strategy_from_text
+
+# A source given without a strategy is inspected with every check on.
+_ALL_CHECKS = {
+    "blank": "flag", "noise": "flag", "near_duplicates": "flag", "outliers": "flag", "label_errors": "flag",
+}
+
+
+def strategy_for_source(source: str, overrides=()) -> Strategy:
+    """A minimal strategy that inspects ``source`` with every check enabled (as flags)."""
+    text = json.dumps({"dataset": {"source": source}, "clean": {k: {"action": v} for k, v in _ALL_CHECKS.items()}})
+    st = strategy_from_text(text, "<inspect>", overrides)
+    st.path = source
+    return st
+
+
+def flag_only(config: dict) -> dict:
+    """The strategy's clean settings with every enabled action turned into "flag"."""
+    out = copy.deepcopy(config)
+    for key, value in out.items():
+        if isinstance(value, dict) and value.get("action") not in (None, "off"):
+            value["action"] = "flag"
+        elif value in ("drop",):
+            out[key] = "flag"
+    return out
+
+
+def inspect(strategy: Strategy, limit: int | None = None, strict: bool = False) -> tuple[dict, list[dict], list]:
+    """Run the checks; returns (report, findings, datasets the findings refer to)."""
+    from augcli.runner import load_dataset, split_clean
+
+    timer = reporting.Timer()
+    with timer("load"):
+        loaded = load_dataset(strategy, strict=strict, limit=limit)
+    config = flag_only(strategy.section("clean"))
+    with timer("clean"):
+        cleaned, records = stage.clean(loaded, config, strategy.seed)
+    with timer("split"):
+        splits, leaks = split_clean(strategy, cleaned, config)
+    records += leaks
+    report = reporting.common_report(strategy, loaded, cleaned, records, splits)
+    report["performance"] = {"seconds": {k: round(v, 4) for k, v in timer.stages.items()},
+                             "total_seconds": round(timer.total(), 4)}
+    return report, records, [loaded]
+
+
+def write_inspection(target: Path, report: dict, records: list[dict], datasets: list, overwrite: bool) -> list[str]:
+    """inspect.json, inspect.md, quarantine.csv and (if anything was found) clean.png, atomically."""
+    from augcli.runner import write_findings
+
+    check_target(target, overwrite)
+    with AtomicFolder(target, overwrite) as tmp:
+        files = ["inspect.json", "inspect.md"] + write_findings(tmp, records, datasets)
+        report["output"] = {"dir": str(target), "files": files}
+        (tmp / "inspect.md").write_text(render_inspection(report), encoding="utf-8")
+        (tmp / "inspect.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return files
