@@ -62,7 +62,7 @@ def write_inspection(target: Path, report: dict, records: list[dict], datasets: 
 
     check_target(target, overwrite)
     with AtomicFolder(target, overwrite) as tmp:
-        files = ["inspect.json", "inspect.md"] + write_findings(tmp, records, datasets)
+        files = ["inspect.json", "inspect.md"] + write_findings(tmp, stage.load_findings(datasets[0]) + records, datasets)
         report["output"] = {"dir": str(target), "files": files}
         (tmp / "inspect.md").write_text(render_inspection(report), encoding="utf-8")
         (tmp / "inspect.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

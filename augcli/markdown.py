@@ -40,6 +40,10 @@ def cleaning_section(report: dict, limit: int = 50) -> list[str]:
         if sk["count"] > limit:
             out.append(f"| … | {sk['count'] - limit} more in the JSON report | |")
         out.append("")
+    if report.get("warnings"):
+        out += [f"{len(report['warnings'])} file(s) loaded but worth a look:", "", "| file | reason | detail |", "|---|---|---|"]
+        out += [f"| `{cell(w['id'])}` | {w['reason']} | {cell(w['detail'])} |" for w in report["warnings"][:limit]]
+        out.append("")
     cl = report["clean"]
     if cl["records"]:
         out += [f"{cl['removed']} removed, {cl['flagged']} flagged.", "", "| reason | samples |", "|---|---:|"]

@@ -72,6 +72,7 @@ def common_report(strategy, loaded, cleaned, removed, splits) -> dict:
         "source": {"path": strategy.section("dataset")["source"], "image_shape": list(loaded.image_shape),
                    "classes": list(loaded.class_names)},
         "skipped": {"count": len(skipped), "by_reason": _by_reason(skipped), "files": skipped},
+        "warnings": [{"id": w.id, "reason": w.reason, "detail": w.detail} for w in loaded.warnings],
         "clean": {"removed": sum(r.get("action") == "dropped" for r in removed),
                   "flagged": sum(r.get("action") == "flagged" for r in removed),
                   "by_reason": _by_reason(removed), "records": removed},

@@ -50,9 +50,9 @@ def load_dataset(strategy: Strategy, strict: bool = False, limit: int | None = N
     )
     limit = limit or ds["limit"]
     if limit is not None and limit < len(dataset):
-        skipped = dataset.skipped
+        skipped, warned = dataset.skipped, dataset.warnings
         dataset = dataset.subset(np.arange(limit))
-        dataset.skipped = skipped
+        dataset.skipped, dataset.warnings = skipped, warned
     if len(dataset) == 0:
         raise DataError(f"{ds['source']}: no usable samples")
     return dataset
@@ -126,7 +126,7 @@ def run(strategy: Strategy, options: RunOptions) -> dict:
             if strategy.section("report")["preview"] and "train" in outputs:
                 reporting.write_preview(tmp / "preview.png", splits["train"], pipeline, strategy.section("report"))
                 files.append("preview.png")
-            files += write_findings(tmp, removed, [loaded])
+            files += write_findings(tmp, stage.load_findings(loaded) + removed, [loaded])
         report = reporting.build_report(
             strategy, loaded, cleaned, removed, splits, outputs, files, timer, target, options
         )

@@ -345,8 +345,14 @@ def test_npz_errors(tmp_path):
     bad = np.zeros((2, 4, 4), np.float32)
     bad[1, 2, 3] = np.nan
     np.savez(tmp_path / "nan.npz", images=bad, labels=np.array([0, 1]))
-    with pytest.raises(DataError, match="key 'images'.*NaN"):
-        load_npz(tmp_path / "nan.npz")
+    ds = load_npz(tmp_path / "nan.npz")  # the bad sample is skipped with a reason, the rest loads
+    assert list(ds.ids) == ["0"] and [(s.id, s.reason) for s in ds.skipped] == [("1", "non_finite")]
+    labels = np.array([[1.0, 0.0], [np.inf, 0.0]], np.float32)
+    np.savez(tmp_path / "nanlabel.npz", images=np.zeros((2, 4, 4), np.uint8), labels=labels)
+    assert [s.reason for s in load_npz(tmp_path / "nanlabel.npz").skipped] == ["non_finite"]
+    np.savez(tmp_path / "allnan.npz", images=np.full((2, 4, 4), np.nan, np.float32), labels=np.array([0, 1]))
+    with pytest.raises(DataError, match="every sample holds NaN or Inf"):
+        load_npz(tmp_path / "allnan.npz")
     np.savez(tmp_path / "obj.npz", images=np.zeros((1, 2, 2), np.uint8), labels=np.array([{"a": 1}], dtype=object))
     with pytest.raises(DataError, match="key 'labels'"):
         load_npz(tmp_path / "obj.npz")
@@ -375,3 +381,13 @@ def test_load_source_dispatches_by_kind(tmp_path, image_tree):
         load_source(tmp_path / "plain.txt")
     with pytest.raises(TypeError, match="colour_mode"):
         load_source("digits", colour_mode="gray")
+
+
+def test_wrong_extension_loads_with_a_warning(tmp_path, photo):
+    root = tmp_path / "imgs"
+    (root / "a").mkdir(parents=True)
+    Image.fromarray(photo[:32, :32]).save(root / "a" / "really_a_jpeg.png", format="JPEG")
+    Image.fromarray(photo[32:64, :32]).save(root / "a" / "fine.png")
+    ds = load_folder(root, image_size=(32, 32))
+    assert len(ds) == 2 and not ds.skipped
+    assert [(w.id, w.reason) for w in ds.warnings] == [("a/really_a_jpeg.png", "wrong_extension")]

@@ -23,6 +23,7 @@ def broken_folder(tmp_path, photo):
     good = (root / "b" / "0.png").read_bytes()
     (root / "b" / "cut.png").write_bytes(good[:200])
     (root / "b" / "text.jpg").write_text("this is not an image")
+    Image.fromarray(photo[300:364, 300:364]).save(root / "b" / "jpeg_named.png", format="JPEG")
     return root
 
 
@@ -39,7 +40,11 @@ def test_inspect_lists_corrupt_files_and_changes_nothing(tmp_path, broken_folder
     assert all(reasons.values())
     md = (out / "inspect.md").read_text()
     assert "`b/text.jpg`" in md and "Imbalance ratio" in md
-    assert (out / "quarantine.csv").exists()
+    rows = list(csv.DictReader((out / "quarantine.csv").open()))
+    listed = {(r["id"], r["reason"], r["action"]) for r in rows}
+    assert ("a/zero.png", "empty", "skipped") in listed
+    assert ("b/jpeg_named.png", "wrong_extension", "kept") in listed
+    assert "wrong_extension" in md
     assert fingerprint(broken_folder) == before
 
 

@@ -93,3 +93,10 @@ def remove_leakage(splits: dict[str, Dataset], config: dict) -> tuple[dict[str, 
     splits = dict(splits)
     splits["train"] = _apply(splits["train"], found, cfg["action"], records)
     return splits, records
+
+
+def load_findings(dataset: Dataset) -> list[dict]:
+    """Load-time problems as records: unreadable files ("skipped") and odd-but-loaded files ("kept")."""
+    out = [{"id": s.id, "reason": s.reason, "action": "skipped", "detail": s.detail} for s in dataset.skipped]
+    out += [{"id": w.id, "reason": w.reason, "action": "kept", "detail": w.detail} for w in dataset.warnings]
+    return out

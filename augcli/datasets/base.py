@@ -21,7 +21,8 @@ class Dataset:
     """Images uint8 (N, H, W, C) with C in {1, 3}; ``labels`` int64 (N,) or soft float32 (N, K).
 
     ``ids`` are stable sample ids (digits index, or the file path relative to the folder root);
-    ``class_names[k]`` names label k; ``skipped`` lists unreadable inputs found at load time.
+    ``class_names[k]`` names label k; ``skipped`` lists unreadable inputs found at load time and
+    ``warnings`` inputs that loaded but look wrong (a JPEG named ``.png``).
     """
 
     images: np.ndarray
@@ -30,6 +31,7 @@ class Dataset:
     class_names: list[str]
     source: str = ""
     skipped: list[Skipped] = field(default_factory=list)
+    warnings: list[Skipped] = field(default_factory=list)  # loaded, but worth a look (e.g. wrong_extension)
 
     def __post_init__(self):
         if self.images.dtype != np.uint8 or self.images.ndim != 4 or self.images.shape[-1] not in (1, 3):

@@ -31,6 +31,9 @@ from augcli.datasets.base import Dataset, Skipped
 from augcli.datasets.convert import check_color_mode, check_image_size, float_to_uint8
 from augcli.errors import DataError
 
+# Pillow format names that each extension may legitimately hold.
+_FORMATS = {".png": {"PNG"}, ".jpg": {"JPEG", "MPO"}, ".jpeg": {"JPEG", "MPO"}, ".bmp": {"BMP", "DIB"},
+            ".gif": {"GIF"}, ".tif": {"TIFF"}, ".tiff": {"TIFF"}, ".webp": {"WEBP"}}
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 # Same value as Pillow's default Image.MAX_IMAGE_PIXELS (about 89.5 megapixels).
 DEFAULT_MAX_PIXELS = 1024 * 1024 * 1024 // 4 // 3
@@ -74,14 +77,18 @@ def load_folder(
 
     images = None
     labels, ids, skipped = [], [], []
+    warned = []
     for rel, path, label in files:
         try:
-            pil = _decode(path, color_mode, int(max_pixels))
+            pil, fmt = _decode(path, color_mode, int(max_pixels))
         except _Skip as skip:
             if strict:
                 raise DataError(f"{path}: {skip.reason}: {skip.detail}") from None
             skipped.append(Skipped(rel, skip.reason, skip.detail))
             continue
+        expected = _FORMATS.get(path.suffix.lower())
+        if fmt and expected and fmt not in expected:
+            warned.append(Skipped(rel, "wrong_extension", f"content is {fmt}, the name says {path.suffix}"))
         if size is None:
             size = (pil.height, pil.width)
         if images is None:
@@ -101,6 +108,7 @@ def load_folder(
         class_names=class_names,
         source=str(root),
         skipped=skipped,
+        warnings=warned,
     )
 
 
@@ -154,8 +162,9 @@ def _image_files(root: Path, class_dir: Path, exts: tuple) -> list:
     return sorted(found, key=lambda item: item[0])
 
 
-def _decode(path: Path, color_mode: str, max_pixels: int) -> Image.Image:
-    """Read one file (read-only, handle closed at once) and return an 8-bit "L" or "RGB" image."""
+def _decode(path: Path, color_mode: str, max_pixels: int) -> tuple[Image.Image, str | None]:
+    """Read one file (read-only, handle closed at once): an 8-bit "L" or "RGB" image and the format
+    Pillow recognised in the bytes (which may disagree with the file name)."""
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -171,7 +180,7 @@ def _decode(path: Path, color_mode: str, max_pixels: int) -> Image.Image:
                 if pixels > max_pixels:
                     raise _Skip("too_large", f"{im.width}x{im.height} = {pixels} pixels exceeds the limit of {max_pixels}")
                 im.load()
-                return _to_color_mode(_apply_orientation(im), color_mode)
+                return _to_color_mode(_apply_orientation(im), color_mode), im.format
     except _Skip:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from augcli.datasets.base import Dataset
+from augcli.datasets.base import Dataset, Skipped
 from augcli.datasets.convert import (
     check_color_mode,
     check_image_size,
@@ -51,15 +51,33 @@ def load_npz(
         raise DataError(f"{path}: expected an .npz archive of named arrays, found a single .npy array")
     with archive:
         present = list(archive.files)
-        images = _images(path, _read(archive, path, images_key, present), images_key)
-        n = images.shape[0]
-        labels = _labels(path, _read(archive, path, labels_key, present), labels_key, n)
+        raw_images = _read(archive, path, images_key, present)
+        raw_labels = _read(archive, path, labels_key, present)
+        n = raw_images.shape[0] if raw_images.ndim else 0
         ids = _unique_copy_ids(_ids(path, archive, ids_key, present, n), archive, present)
+        raw_images, raw_labels, ids, skipped = _drop_non_finite(path, raw_images, raw_labels, ids)
+        images = _images(path, raw_images, images_key)
+        labels = _labels(path, raw_labels, labels_key, images.shape[0])
         class_names = _class_names(path, archive, class_names_key, present, labels)
     if size is not None:
         images = resize_images(images, size)
     images = convert_color_mode(images, color_mode)
-    return Dataset(images=images, labels=labels, ids=ids, class_names=class_names, source=str(path))
+    return Dataset(images=images, labels=labels, ids=ids, class_names=class_names, source=str(path), skipped=skipped)
+
+
+def _drop_non_finite(path: Path, images: np.ndarray, labels: np.ndarray, ids: np.ndarray):
+    """Samples whose float pixels or labels hold NaN/Inf are skipped with reason "non_finite"."""
+    bad = np.zeros(images.shape[0] if images.ndim else 0, dtype=bool)
+    for what, arr in (("pixels", images), ("label", labels)):
+        if arr.dtype.kind == "f" and arr.ndim and arr.shape[0] == bad.shape[0]:
+            bad |= ~np.isfinite(arr.reshape(arr.shape[0], -1)).all(axis=1)
+    if not bad.any():
+        return images, labels, ids, []
+    if bad.all():
+        raise DataError(f"{path}: every sample holds NaN or Inf in its pixels or label")
+    skipped = [Skipped(str(i), "non_finite", "NaN or Inf in the pixels or the label") for i in ids[bad]]
+    keep = ~bad
+    return images[keep], labels[keep] if labels.shape[:1] == bad.shape else labels, ids[keep], skipped
 
 
 def _one_line(exc: BaseException) -> str:
