@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -66,19 +67,55 @@ def load_folder(
     ``strict=True`` the first such file raises DataError instead. Input files are only read.
     """
     color_mode = check_color_mode(color_mode)
-    size = check_image_size(image_size)
+    listing = list_folder(root, extensions)
+    images, kept, skipped, warned, _ = decode_files(
+        listing.files, check_image_size(image_size), color_mode, max_pixels, strict
+    )
+    if not len(kept):
+        what = f"no readable images ({len(skipped)} skipped)" if listing.files else "no image files"
+        raise DataError(f"{listing.root}: {what} in its class sub-folders; expected images with extensions {', '.join(listing.exts)}")
+    return Dataset(
+        images=images,
+        labels=np.asarray([listing.files[i][2] for i in kept], dtype=np.int64),
+        ids=np.asarray([listing.files[i][0] for i in kept]),
+        class_names=listing.class_names,
+        source=str(listing.root),
+        skipped=skipped,
+        warnings=warned,
+    )
+
+
+@dataclass
+class FolderListing:
+    """The candidate image files of a class folder tree, in id order: (id, path, label) triples."""
+
+    root: Path
+    class_names: list
+    files: list
+    exts: tuple
+
+
+def list_folder(root, extensions=None) -> FolderListing:
+    """List ``root/<class>/**`` image files without decoding them (sorted by relative POSIX path)."""
     exts = _normalise_extensions(extensions)
     root = Path(root)
     class_names = _class_folders(root)
-    files = []  # (relative POSIX id, absolute path, label)
+    files = []
     for label, name in enumerate(class_names):
         files.extend((rel, path, label) for rel, path in _image_files(root, root / name, exts))
     files.sort(key=lambda item: item[0])
+    return FolderListing(root, class_names, files, exts)
 
+
+def decode_files(files: list, size, color_mode: str, max_pixels: int = DEFAULT_MAX_PIXELS, strict: bool = False):
+    """Decode ``files`` ((id, path, label) triples) into uint8 (k, h, w, C).
+
+    Returns (images, kept positions in ``files``, skipped, warnings, size); ``size`` None means the
+    first readable image's size, which is returned so later chunks can use the same one.
+    """
     images = None
-    labels, ids, skipped = [], [], []
-    warned = []
-    for rel, path, label in files:
+    kept, skipped, warned = [], [], []
+    for pos, (rel, path, _label) in enumerate(files):
         try:
             pil, fmt = _decode(path, color_mode, int(max_pixels))
         except _Skip as skip:
@@ -95,21 +132,14 @@ def load_folder(
             images = np.empty((len(files), size[0], size[1], 1 if color_mode == "gray" else 3), np.uint8)
         if (pil.height, pil.width) != size:
             pil = pil.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-        images[len(ids)] = np.asarray(pil).reshape(images.shape[1:])
-        labels.append(label)
-        ids.append(rel)
-    if not ids:
-        what = f"no readable images ({len(skipped)} skipped)" if files else "no image files"
-        raise DataError(f"{root}: {what} in its class sub-folders; expected images with extensions {', '.join(exts)}")
-    return Dataset(
-        images=images[: len(ids)].copy() if len(ids) < len(files) else images,
-        labels=np.asarray(labels, dtype=np.int64),
-        ids=np.asarray(ids),
-        class_names=class_names,
-        source=str(root),
-        skipped=skipped,
-        warnings=warned,
-    )
+        images[len(kept)] = np.asarray(pil).reshape(images.shape[1:])
+        kept.append(pos)
+    if images is None:
+        channels = 1 if color_mode == "gray" else 3
+        images = np.empty((0, *(size or (1, 1)), channels), np.uint8)
+    elif len(kept) < len(files):
+        images = images[: len(kept)].copy()
+    return images, np.asarray(kept, dtype=np.int64), skipped, warned, size
 
 
 def _normalise_extensions(extensions) -> tuple:
