@@ -85,31 +85,35 @@ def common_report(strategy, loaded, cleaned, removed, splits) -> dict:
     }
 
 
-def build_plan(strategy, loaded, cleaned, removed, splits, copies_per_split, target) -> dict:
+def build_plan(strategy, loaded, cleaned, removed, splits, planned: dict, target) -> dict:
     """What a run would produce, without augmenting or writing (``--dry-run``)."""
     report = common_report(strategy, loaded, cleaned, removed, splits)
-    keep = 1 if strategy.section("augment")["keep_originals"] else 0
-    planned = {}
-    for name, part in splits.items():
-        copies = np.broadcast_to(np.asarray(copies_per_split[name]), (len(part),))
-        planned[name] = int((copies + (keep if name == "train" else 1)).sum())
     report["plan"] = {"output_dir": str(target), "samples": planned, "total": sum(planned.values()),
                       "copies": strategy.section("augment")["copies"], "transforms": len(strategy.transforms)}
     return report
 
 
-def build_report(strategy, loaded, cleaned, removed, splits, outputs, files, timer, target, options) -> dict:
+def _add(total: dict, part: dict) -> None:
+    for name, n in part.items():
+        total[name] = total.get(name, 0) + n
+
+
+def build_report(strategy, loaded, cleaned, removed, splits, results, files, timer, target, options, soft) -> dict:
+    """The run report from the shard results (``shards.ShardResult``), in split order."""
     report = common_report(strategy, loaded, cleaned, removed, splits)
-    augmented = sum(int((o.copy_index > 0).sum()) for o in outputs.values())
+    augmented = sum(r.augmented for r in results)
     fired: dict[str, int] = {}
     suppressed: dict[str, int] = {}
-    for out in outputs.values():
-        for name, n in out.fired.items():
-            fired[name] = fired.get(name, 0) + n
-        for name, n in out.suppressed.items():
-            suppressed[name] = suppressed.get(name, 0) + n
+    per_split: dict[str, dict] = {}
+    samples: dict[str, int] = {}
+    for r in results:
+        _add(fired, r.fired)
+        _add(suppressed, r.suppressed)
+        split = r.name.split("-", 1)[0]
+        _add(per_split.setdefault(split, {}), r.counts)
+        samples[split] = samples.get(split, 0) + r.outputs
     aug_seconds = timer.stages.get("augment", 0.0)
-    report["counts"]["output"] = {name: _counts(o, cleaned.class_names) for name, o in outputs.items()}
+    report["counts"]["output"] = per_split
     report["transforms"] = {
         "pipeline": [t.to_config() for t in strategy.transforms],
         "augmented_samples": augmented,
@@ -117,27 +121,25 @@ def build_report(strategy, loaded, cleaned, removed, splits, outputs, files, tim
         "suppressed_by_rules": suppressed,
         "rules": strategy.section("augment")["rules"],
         "balance": strategy.section("augment")["balance"]["target"],
-        "soft_labels": any(o.labels.ndim == 2 for o in outputs.values()),
+        "soft_labels": soft,
     }
     report["output"] = {
-        "dir": str(target), "format": strategy.section("output")["format"],
-        "samples": {name: len(o) for name, o in outputs.items()},
-        "total": sum(len(o) for o in outputs.values()), "files": list(files),
+        "dir": str(target), "format": strategy.section("output")["format"], "shards": len(results),
+        "samples": samples, "total": sum(samples.values()), "files": list(files),
     }
+    from augcli.transforms.functional.backend import active_backend
+
     report["performance"] = {
         "seconds": {k: round(v, 4) for k, v in timer.stages.items()},
         "total_seconds": round(timer.total(), 4),
         "augmented_images_per_second": round(augmented / aug_seconds, 1) if aug_seconds > 0 else None,
-        "batch_size": options.batch_size, "workers": options.workers,
+        "batch_size": options.batch_size, "workers": options.workers, "engine": options.engine,
+        "kernel_backend": active_backend(),
+        "resumed_shards": getattr(options, "resumed", 0),
         "peak_memory_mb": peak_memory_mb(),
     }
     report["versions"] = versions()
     return report
-
-
-def _counts(out, class_names) -> dict:
-    hard = out.classes
-    return {name: int(n) for name, n in zip(class_names, np.bincount(hard, minlength=len(class_names)))}
 
 
 def write_report(folder: Path, report: dict) -> None:

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from augcli import __version__
 from augcli import report as reporting
 from augcli.clean import stage
 from augcli.datasets import Dataset, load_source
-from augcli.engine import Augmented, augment_dataset, balance_copies, plan
+from augcli.engine import balance_copies
 from augcli.errors import DataError, UsageError
+from augcli.executors import execute
 from augcli.io.atomic import AtomicFolder, check_target
-from augcli.io.writers import encode_png, manifest_line, pixel_sha256, png_relpath, write_npz
 from augcli.pipeline import Pipeline
+from augcli.shards import ProgressLog, ShardSpec, outputs_per_split, plan_shards
+from augcli.source import open_source
 from augcli.split import split_dataset
 from augcli.strategy import Strategy
 
@@ -30,6 +32,12 @@ class RunOptions:
     dry_run: bool = False
     overwrite: bool = False
     limit: int | None = None
+    shard_size: int | None = None     # output samples per shard; None = one file per split
+    engine: str = "local"             # local | dask
+    scheduler: str | None = None
+    scheduler_file: str | None = None
+    resume: bool = False              # keep the partial output on an interrupt, to resume it later
+    resumed: int = 0                  # set by run(): shards reused from an earlier partial output
     progress: Callable[[str, int], Callable[[int], None]] | None = None  # (label, total) -> tick
 
 
@@ -86,6 +94,19 @@ def train_copies(aug: dict, train: Dataset):
     return balance_copies(train.labels, len(train.class_names), aug["copies"], aug["keep_originals"], target)
 
 
+def plan_run(strategy: Strategy, source, splits: dict[str, Dataset], shard_size: int | None) -> list[ShardSpec]:
+    """Shards of every split: the training split gets its copies, held-out splits only originals."""
+    aug = strategy.section("augment")
+    specs: list[ShardSpec] = []
+    for name, part in splits.items():
+        rows = source.rows_of(part.ids)
+        if name == "train":
+            specs += plan_shards(name, rows, train_copies(aug, part), aug["keep_originals"], shard_size)
+        else:  # held-out splits are never augmented
+            specs += plan_shards(name, rows, 0, True, shard_size)
+    return specs
+
+
 def run(strategy: Strategy, options: RunOptions) -> dict:
     """Execute a strategy; returns the report dict (also written as report.json unless dry-run)."""
     timer = reporting.Timer()
@@ -94,44 +115,58 @@ def run(strategy: Strategy, options: RunOptions) -> dict:
         check_target(target, options.overwrite)  # before any work: exit 2, nothing touched
 
     with timer("load"):
-        loaded = load_dataset(strategy, options.strict, options.limit)
+        source, loaded, keys = open_source(strategy, options.strict, options.limit)
     with timer("clean"):
-        cleaned, removed = clean_dataset(strategy, loaded)
+        cleaned, removed = stage.clean(loaded, strategy.section("clean"), strategy.seed, keys)
     with timer("split"):
         splits, leaks = split_clean(strategy, cleaned)
         removed = removed + leaks
-
-    aug = strategy.section("augment")
     pipeline = build_pipeline(strategy, cleaned.class_names)
-    copies_per_split = {name: train_copies(aug, part) if name == "train" else 0 for name, part in splits.items()}
+    shard_size = options.shard_size or strategy.section("output")["shard_size"]
+    specs = plan_run(strategy, source, splits, shard_size)
     if options.dry_run:
-        return reporting.build_plan(strategy, loaded, cleaned, removed, splits, copies_per_split, target)
+        return reporting.build_plan(strategy, loaded, cleaned, removed, splits, outputs_per_split(specs), target)
 
-    outputs: dict[str, Augmented] = {}
-    with timer("augment"):
-        for name, part in splits.items():
-            # only the training split is augmented; held-out splits keep their originals (copy 0)
-            copies = copies_per_split[name]
-            keep = aug["keep_originals"] if name == "train" else True
-            n_items = len(plan(len(part), copies, keep)[0])
-            tick = options.progress(f"augment {name}", n_items) if options.progress else None
+    fmt = strategy.section("output")["format"]
+    state = {"strategy": strategy.sha256, "format": fmt, "shard_size": shard_size, "augcli": __version__,
+             "limit": options.limit}
+    with AtomicFolder(target, options.overwrite, state=state, keep_partial=options.resume) as tmp:
+        with timer("augment"):
+            total = sum(outputs_per_split(specs).values())
+            tick = options.progress("augment", total) if options.progress else None
             try:
-                outputs[name] = augment_dataset(part, pipeline, copies, keep, options.batch_size, options.workers, tick)
+                results, options.resumed = execute(
+                    specs, source, pipeline, fmt, tmp, batch_size=options.batch_size, workers=options.workers,
+                    engine=options.engine, scheduler=options.scheduler, scheduler_file=options.scheduler_file,
+                    progress=tick)
             except ValueError as err:
                 raise UsageError(f"{strategy.path}: augment: {err}") from None
-
-    with AtomicFolder(target, options.overwrite) as tmp:
         with timer("write"):
-            files = write_outputs(tmp, strategy, outputs, cleaned.class_names, pipeline)
-            if strategy.section("report")["preview"] and "train" in outputs:
-                reporting.write_preview(tmp / "preview.png", splits["train"], pipeline, strategy.section("report"))
+            files = sorted({f.split("/", 1)[0] + ("/" if "/" in f else "") for r in results for f in r.files})
+            if strategy.section("output")["manifest"]:
+                with open(tmp / "manifest.jsonl", "w", encoding="utf-8") as fh:
+                    for r in results:  # shard order = output order; written last, from the shard parts
+                        fh.writelines(line + "\n" for line in r.manifest)
+                files.append("manifest.jsonl")
+            if strategy.section("report")["preview"] and "train" in splits:
+                reporting.write_preview(tmp / "preview.png", preview_dataset(source, splits["train"], strategy),
+                                        pipeline, strategy.section("report"))
                 files.append("preview.png")
             files += write_findings(tmp, stage.load_findings(loaded) + removed, [loaded])
-        report = reporting.build_report(
-            strategy, loaded, cleaned, removed, splits, outputs, files, timer, target, options
-        )
+            ProgressLog(tmp).close()
+        soft = pipeline.mixes_labels
+        report = reporting.build_report(strategy, loaded, cleaned, removed, splits, results, files, timer, target,
+                                        options, soft)
         reporting.write_report(tmp, report)
     return report
+
+
+def preview_dataset(source, train: Dataset, strategy: Strategy) -> Dataset:
+    """Full-resolution originals for the preview rows (the split may hold only thumbnails)."""
+    from augcli.preview import pick_rows
+
+    picked = pick_rows(train, strategy.section("report")["preview_samples"])
+    return source.dataset(source.rows_of(train.ids[picked]))
 
 
 def write_findings(folder: Path, records: list[dict], datasets: list[Dataset]) -> list[str]:
@@ -144,42 +179,3 @@ def write_findings(folder: Path, records: list[dict], datasets: list[Dataset]) -
         return ["quarantine.csv"]
     picture.save(folder / "clean.png", format="PNG")
     return ["quarantine.csv", "clean.png"]
-
-
-def write_outputs(folder: Path, strategy: Strategy, outputs: dict[str, Augmented], class_names, pipeline) -> list[str]:
-    """Write every split in the configured format plus manifest.jsonl; returns relative file names."""
-    fmt = strategy.section("output")["format"]
-    files: list[str] = []
-    manifest = []
-    for split, out in outputs.items():
-        sha = pixel_sha256(out.images)
-        hard = out.classes
-        if fmt == "npz":
-            name = f"{split}.npz"
-            write_npz(folder / name, {
-                "images": out.images, "labels": out.labels, "ids": out.ids.astype(str),
-                "source_index": out.source_index, "copy_index": out.copy_index,
-                "class_names": np.asarray(class_names, dtype=str),
-            })
-            files.append(name)
-            locations = [f"{name}#{i}" for i in range(len(out))]
-        else:
-            locations = [png_relpath(split, class_names[c], i, k) for c, i, k in zip(hard, out.ids, out.copy_index)]
-            for rel, image in zip(locations, out.images):
-                path = folder / rel
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(encode_png(image))
-            files.extend(sorted({rel.split("/", 1)[0] + "/" for rel in locations}))
-        for i in range(len(out)):
-            manifest.append({
-                "file": locations[i], "split": split, "source": str(out.ids[i]), "class": class_names[hard[i]],
-                "label": int(hard[i]), "copy": int(out.copy_index[i]),
-                "ops": out.ops[i] if out.ops else [], "sha256": sha[i],
-            })
-            if out.labels.ndim == 2:
-                manifest[-1]["soft_label"] = [round(float(v), 6) for v in out.labels[i]]
-    if strategy.section("output")["manifest"]:
-        with open(folder / "manifest.jsonl", "w", encoding="utf-8") as fh:
-            fh.writelines(manifest_line(rec) + "\n" for rec in manifest)
-        files.append("manifest.jsonl")
-    return files

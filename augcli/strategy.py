@@ -82,7 +82,9 @@ SCHEMA: dict[str, Param] = {
     }),
     "output": Mapping(doc="where and how results are written", fields={
         "dir": Text(None, nullable=True, doc="output folder (default: data/out/<strategy name>)"),
-        "format": Choice("npz", ("npz", "png"), doc="npz: one file per split; png: <split>/<class>/<id>__<copy>.png"),
+        "format": Choice("npz", ("npz", "png", "tar"),
+                         doc="npz: one file per split (or shard); png: <split>/<class>/<id>__<copy>.png; tar: WebDataset shards"),
+        "shard_size": Int(None, 1, nullable=True, doc="output samples per shard file (<split>-00000.npz, ...); null = one file per split"),
         "manifest": Bool(True, doc="write manifest.jsonl (one line per output sample)"),
     }),
     "report": Mapping(doc="the run report", fields={

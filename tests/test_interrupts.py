@@ -81,12 +81,12 @@ def test_full_disk_is_a_data_error(tmp_path, monkeypatch):
     """A write failing with ENOSPC mid-run: exit 1, one line, no temporary folder left."""
     import errno
 
-    import augcli.runner as runner
+    import augcli.shards as shards
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(runner, "write_npz", full)
+    monkeypatch.setattr(shards, "write_npz", full)
     strategy = write_strategy(tmp_path / "s.yaml", "dataset: {source: digits, limit: 10}\n")
     res = invoke("run", strategy, "--out", tmp_path / "out")
     assert res.exit_code == 1 and "No space left on device" in res.output

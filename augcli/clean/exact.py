@@ -36,8 +36,11 @@ def exact_duplicate_groups(images: np.ndarray) -> list:
     return [members[g] for g in repeated]
 
 
-def drop_exact_duplicates(dataset: Dataset):
+def drop_exact_duplicates(dataset: Dataset, keys: np.ndarray | None = None):
     """Keep the first occurrence (lowest index) of each distinct image; order is otherwise kept.
+
+    ``keys`` (one row per sample, e.g. a hash of full-resolution pixels) replace the pixels as the
+    thing compared, for datasets whose ``images`` are only thumbnails.
 
     Returns ``(cleaned dataset, records)``: one record per removed sample, in index order,
     ``{"id", "reason": "exact_duplicate", "duplicate_of": kept id, "label_conflict": bool}`` where
@@ -46,7 +49,7 @@ def drop_exact_duplicates(dataset: Dataset):
     n = len(dataset)
     if n == 0:
         return dataset.subset(np.arange(0)), []
-    first, inverse = _row_groups(dataset.images)
+    first, inverse = _row_groups(dataset.images if keys is None else keys)
     kept_of = first[inverse]  # for every sample, the index of the copy that is kept
     removed = np.flatnonzero(kept_of != np.arange(n))
     kept = kept_of[removed]

@@ -52,8 +52,13 @@ def _apply(dataset: Dataset, records: list[dict], action: str, all_records: list
     return kept
 
 
-def clean(dataset: Dataset, config: dict, seed: int) -> tuple[Dataset, list[dict]]:
-    """Run every enabled pre-split detector; returns the kept samples and all findings."""
+def clean(dataset: Dataset, config: dict, seed: int, exact_keys: np.ndarray | None = None) -> tuple[Dataset, list[dict]]:
+    """Run every enabled pre-split detector; returns the kept samples and all findings.
+
+    ``exact_keys`` (one row per sample) stand in for the pixels in the exact-duplicate check, for
+    views whose images are thumbnails of the real ones.
+    """
+    keys_by_id = None if exact_keys is None else dict(zip(dataset.ids.tolist(), exact_keys))
     from augcli.clean import exact, label_errors, neardup, outliers, quality
 
     records: list[dict] = []
@@ -62,7 +67,8 @@ def clean(dataset: Dataset, config: dict, seed: int) -> tuple[Dataset, list[dict
     if config["noise"]["action"] != "off":
         dataset = _apply(dataset, quality.find_noise_images(dataset), config["noise"]["action"], records)
     if config["exact_duplicates"] != "off":
-        _, found = exact.drop_exact_duplicates(dataset)
+        keys = None if keys_by_id is None else np.stack([keys_by_id[i] for i in dataset.ids.tolist()])
+        _, found = exact.drop_exact_duplicates(dataset, keys)
         dataset = _apply(dataset, found, config["exact_duplicates"], records)
     near = config["near_duplicates"]
     if near["action"] != "off":

@@ -57,12 +57,14 @@ def cli():
 
 
 def _register():
-    from augcli.cli import preview, run, transforms, validate
+    from augcli.cli import evaluate, inspect, preview, run, transforms, validate
 
     cli.add_command(run.run)
     cli.add_command(preview.preview)
     cli.add_command(validate.validate)
     cli.add_command(transforms.transforms)
+    cli.add_command(inspect.inspect)
+    cli.add_command(evaluate.evaluate)
 
 
 _register()

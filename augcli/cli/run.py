@@ -15,7 +15,8 @@ from augcli.strategy import load_strategy
 @click.command()
 @options.strategy_argument
 @click.option("-o", "--out", type=click.Path(file_okay=False), help="Output folder (overrides output.dir).")
-@click.option("--format", "fmt", type=click.Choice(["npz", "png"]), help="Output format (overrides output.format).")
+@click.option("--format", "fmt", type=click.Choice(["npz", "png", "tar"]), help="Output format (overrides output.format).")
+@click.option("--shard-size", type=click.IntRange(1), help="Output samples per shard file (overrides output.shard_size).")
 @options.input_source
 @options.seed
 @options.overrides
@@ -23,19 +24,29 @@ from augcli.strategy import load_strategy
               help="Images per batch; never changes the output bytes.")
 @click.option("--workers", type=click.IntRange(1), default=1, show_default=True,
               help="Worker processes; never changes the output bytes.")
+@click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+              help="Where shards run: this machine, or a Dask cluster (needs the dask extra).")
+@click.option("--scheduler", metavar="ADDR", help="Dask scheduler address (default: start a local cluster).")
+@click.option("--scheduler-file", type=click.Path(dir_okay=False), help="Dask scheduler file.")
+@click.option("--resume", is_flag=True,
+              help="Keep finished shards if the run is interrupted; a rerun then skips them (a crashed run is always resumable).")
 @click.option("--limit", type=click.IntRange(1), help="Use only the first N samples.")
 @click.option("--dry-run", is_flag=True, help="Validate, load and plan; print counts; write nothing.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder (atomically).")
 @click.option("--strict", is_flag=True, help="Fail (exit 1) on the first unreadable image instead of skipping it.")
 @options.json_output
 @options.verbosity
-def run(strategy, out, fmt, input_source, seed, overrides, batch_size, workers, limit, dry_run, overwrite,
-        strict, as_json, verbose, quiet):
+def run(strategy, out, fmt, shard_size, input_source, seed, overrides, batch_size, workers, engine, scheduler,
+        scheduler_file, resume, limit, dry_run, overwrite, strict, as_json, verbose, quiet):
     """Load, clean, split, augment and write the dataset described by STRATEGY."""
     extra = (f"output.format={fmt}",) if fmt else ()
     st = load_strategy(strategy, options.strategy_overrides(overrides, input_source, seed, extra))
+    if (scheduler or scheduler_file) and engine != "dask":
+        raise click.UsageError("--scheduler and --scheduler-file need --engine dask")
     opts = RunOptions(out=out, batch_size=batch_size, workers=workers, strict=strict, dry_run=dry_run,
-                      overwrite=overwrite, limit=limit, progress=make_progress(not quiet and not as_json))
+                      overwrite=overwrite, limit=limit, shard_size=shard_size, engine=engine, scheduler=scheduler,
+                      scheduler_file=scheduler_file, resume=resume,
+                      progress=make_progress(not quiet and not as_json))
     report = run_strategy(st, opts)
     if as_json:
         click.echo(json.dumps(report, indent=2))
@@ -62,8 +73,10 @@ def summary(report: dict, dry_run: bool) -> str:
                      f"({', '.join(f'{k} {v}' for k, v in plan['samples'].items())})")
         return "\n".join(lines)
     out, perf = report["output"], report["performance"]
+    shards = f" in {out['shards']} shards" if out["shards"] > len(out["samples"]) else ""
+    resumed = f", {perf['resumed_shards']} reused from an interrupted run" if perf["resumed_shards"] else ""
     lines.append(f"wrote {out['total']} samples ({', '.join(f'{k} {v}' for k, v in out['samples'].items())}) "
-                 f"as {out['format']} to {out['dir']}")
+                 f"as {out['format']}{shards} to {out['dir']}{resumed}")
     rate = perf["augmented_images_per_second"]
     lines.append(f"{report['transforms']['augmented_samples']} augmented in {perf['seconds'].get('augment', 0):.2f}s"
                  + (f" ({rate:,.0f} img/s)" if rate else "") + f"; total {perf['total_seconds']:.2f}s; "

@@ -3,6 +3,7 @@ renamed into place at the end, so an interrupted run leaves the previous output 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -33,38 +34,67 @@ def _lock(target: Path):
 
 
 class AtomicFolder:
-    """``with AtomicFolder(target, overwrite) as tmp:`` write into ``tmp``; on success it becomes ``target``."""
+    """``with AtomicFolder(target, overwrite) as tmp:`` write into ``tmp``; on success it becomes ``target``.
 
-    def __init__(self, target: str | Path, overwrite: bool = False):
+    With a ``state`` (what the output depends on, e.g. the strategy hash and format), the temporary
+    folder is ``.<name>.partial`` and survives a crash (or an interrupt when ``keep_partial``): a later
+    run with the same state finds it again and can skip the work already done in it. A partial folder
+    from a different state is discarded.
+    """
+
+    STATE = ".state.json"
+
+    def __init__(self, target: str | Path, overwrite: bool = False, state: dict | None = None, keep_partial: bool = False):
         self.target = Path(target)
         self.overwrite = overwrite
-        self.tmp = self.target.parent / f".{self.target.name}.tmp-{os.getpid()}"
+        self.state = state
+        self.keep_partial = keep_partial
+        name = f".{self.target.name}.partial" if state is not None else f".{self.target.name}.tmp-{os.getpid()}"
+        self.tmp = self.target.parent / name
+        self.resumed = False
 
     def __enter__(self) -> Path:
         check_target(self.target, self.overwrite)
         try:
             self.target.parent.mkdir(parents=True, exist_ok=True)
             self._lock = _lock(self.target)
-            if self.tmp.exists():
+            self.resumed = self.state is not None and self._same_state()
+            if self.tmp.exists() and not self.resumed:
                 shutil.rmtree(self.tmp)
-            self.tmp.mkdir()
+            self.tmp.mkdir(exist_ok=True)
+            if self.state is not None:
+                (self.tmp / self.STATE).write_text(json.dumps(self.state, sort_keys=True), encoding="utf-8")
         except OSError as err:
+            self._lock_release()
             raise DataError(f"{self.target.parent}: cannot create the output folder: {err.strerror}") from None
         return self.tmp
+
+    def _same_state(self) -> bool:
+        try:
+            return json.loads((self.tmp / self.STATE).read_text(encoding="utf-8")) == json.loads(json.dumps(self.state, sort_keys=True))
+        except (OSError, ValueError):
+            return False
+
+    def _lock_release(self):
+        lock = getattr(self, "_lock", None)
+        if lock is not None:
+            lock.close()
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         try:
             return self._finish(exc_type, exc)
         finally:
-            self._lock.close()  # closing the descriptor releases the lock
+            self._lock_release()  # closing the descriptor releases the lock
 
     def _finish(self, exc_type, exc) -> bool:
         if exc_type is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+            if not self.keep_partial:
+                shutil.rmtree(self.tmp, ignore_errors=True)
             if isinstance(exc, OSError):
                 # full disk, quota, unwritable target: a data error with the reason, not a traceback
                 raise DataError(f"{self.target}: cannot write the output: {exc.strerror or exc}") from None
             return False
+        (self.tmp / self.STATE).unlink(missing_ok=True)
         old = self.target.parent / f".{self.target.name}.old-{os.getpid()}"
         try:
             if self.target.exists():

@@ -6,11 +6,17 @@ that policies written with PIL-style magnitudes (AutoAugment, RandAugment) mean 
 Blends round to nearest where Pillow truncates, so they may differ from Pillow by one grey level.
 ``equalize`` also equalises images too small for Pillow's integer step (Pillow leaves them as is).
 Colour-only kernels return a copy of gray (C=1) images unchanged.
+Per-sample point operations (brightness, contrast, gamma, ...) run as 256-entry tables through
+cv2.LUT on large images with the OpenCV backend; the tables come from the very float32 arithmetic
+of the direct path, so both backends give the same bytes.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from augcli.transforms.functional import opencv_kernels as ocv
+from augcli.transforms.functional.backend import cv2_or_none
 
 # ITU-R 601-2 luma weights in 16.16 fixed point, exactly as Pillow's convert("L") (they sum to 2**16).
 _LUMA_WEIGHTS = (19595, 38470, 7471)
@@ -27,10 +33,40 @@ def to_uint8(x: np.ndarray) -> np.ndarray:
 
 def brightness(images: np.ndarray, delta: np.ndarray) -> np.ndarray:
     """Add ``delta * 255`` to every pixel (delta in [-1, 1] per sample)."""
-    return to_uint8(images.astype(np.float32) + _per_sample(delta) * 255.0)
+    shift = _per_sample(delta) * 255.0
+    direct = lambda x: _owned_to_uint8(np.add(x, shift, dtype=np.float32))  # noqa: E731
+    n, h, w, c = images.shape
+    cv2 = cv2_or_none()
+    whole = np.rint(shift.reshape(-1))
+    # For integer x and shift = k + d with |d| < 0.5 - 2**-14, the float32 sum x + shift (below
+    # 512, so within 2**-15 of exact) rounds to x + k: a saturating integer add gives the same bytes.
+    exact = np.abs(shift.reshape(-1) - whole) < 0.5 - 2.0**-14
+    if cv2 is None or n == 0 or h * w * c < _LUT_MIN_VALUES or not exact.all():
+        return _point_op(images, direct)
+    return ocv.add_constant(cv2, images, whole)
 
 
 # --- helpers ----------------------------------------------------------------------------------
+# Images of at least this many values per sample take the table path on the OpenCV backend (one
+# cv2.LUT per image); smaller ones are cheaper as one batched float32 pass.
+_LUT_MIN_VALUES = 4096
+
+
+def _point_op(images: np.ndarray, direct) -> np.ndarray:
+    """Apply a per-sample point operation given as ``direct(x)``: uint8 (N, ...) -> uint8, pure
+    elementwise float32 arithmetic with per-sample (N, 1, 1, 1) parameters.
+
+    On the OpenCV backend large images instead get ``direct`` evaluated on the 256 grey levels (a
+    (N, 1, 256, 1) ramp: the same arithmetic, so the same bytes) and mapped through cv2.LUT.
+    """
+    n, h, w, c = images.shape
+    cv2 = cv2_or_none()
+    if cv2 is None or n == 0 or h * w * c < _LUT_MIN_VALUES:
+        return direct(images)
+    ramp = np.broadcast_to(np.arange(256, dtype=np.uint8).reshape(1, 1, 256, 1), (n, 1, 256, 1))
+    return ocv.lut(cv2, images, direct(ramp).reshape(n, 256))
+
+
 
 
 def _owned_to_uint8(x: np.ndarray) -> np.ndarray:
@@ -85,6 +121,9 @@ def apply_lut(images: np.ndarray, lut: np.ndarray) -> np.ndarray:
     than ``np.take_along_axis``, which builds a broadcast fancy index.
     """
     lut = np.ascontiguousarray(lut, dtype=np.uint8)
+    cv2 = cv2_or_none()
+    if cv2 is not None and images.shape[0] and images[0].size >= _LUT_MIN_VALUES:
+        return ocv.lut(cv2, images, lut)
     index = _lut_index(images, per_channel=lut.ndim == 3)
     return np.take(lut.reshape(-1), index).reshape(images.shape)
 
@@ -101,29 +140,40 @@ def channel_histograms(images: np.ndarray) -> np.ndarray:
 
 def enhance_brightness(images: np.ndarray, factor: np.ndarray) -> np.ndarray:
     """Blend with black (PIL ImageEnhance.Brightness): factor 0 is black, 1 the original, > 1 brighter."""
-    # a direct float32 affine map measured faster than a LUT gather for this cheap point op
-    out = images.astype(np.float32)
-    out *= _per_sample(factor)
-    return _owned_to_uint8(out)
+    return _point_op(images, lambda x: _owned_to_uint8(np.multiply(x, _per_sample(factor), dtype=np.float32)))
 
 
 def gray_mean(images: np.ndarray) -> np.ndarray:
     """The per-sample mean grey level Pillow's Contrast uses: the mean of convert("L"), rounded (N,)."""
-    n, h, w, _ = images.shape
-    total = _luma(images).reshape(n, h * w).sum(axis=1, dtype=np.int64)
+    n, h, w, c = images.shape
+    cv2 = cv2_or_none()
+    if cv2 is not None and c == 3 and h * w * c >= _LUT_MIN_VALUES:
+        total = ocv.luma_sums(cv2, images, _LUMA_WEIGHTS)
+    else:
+        total = _luma(images).reshape(n, h * w).sum(axis=1, dtype=np.int64)
     return np.floor(total / float(h * w) + 0.5)
 
 
 def enhance_contrast(images: np.ndarray, factor: np.ndarray) -> np.ndarray:
     """Blend with the image's rounded mean grey level (PIL ImageEnhance.Contrast); factor >= 0."""
-    # an affine point op: direct float32 arithmetic measured faster than a LUT gather
-    return _blend(_per_sample(gray_mean(images)), images, factor)
+    mean, f = _per_sample(gray_mean(images)), _per_sample(factor)
+
+    def direct(x):  # exactly _blend's float32 steps
+        out = np.subtract(x, mean, dtype=np.float32)
+        out *= f
+        out += mean
+        return _owned_to_uint8(out)
+
+    return _point_op(images, direct)
 
 
 def enhance_color(images: np.ndarray, factor: np.ndarray) -> np.ndarray:
     """Saturation as PIL ImageEnhance.Color: blend with the luma image (0 gray, 1 original)."""
     if images.shape[-1] == 1:
         return images.copy()
+    cv2 = cv2_or_none()
+    if cv2 is not None and images.shape[0] and images[0].size >= _LUT_MIN_VALUES:
+        return ocv.blend_luma(cv2, images, np.asarray(factor, dtype=np.float64).reshape(-1), _LUMA_WEIGHTS)
     return _blend(_luma(images), images, factor)
 
 
@@ -269,6 +319,9 @@ def adjust_hue(images: np.ndarray, shift: np.ndarray) -> np.ndarray:
     HSV saturation and value are kept. Gray images are returned as a copy."""
     if images.shape[-1] == 1:
         return images.copy()
+    cv2 = cv2_or_none()
+    if cv2 is not None and images.shape[0] and images[0].size >= _LUT_MIN_VALUES:
+        return ocv.hsv_adjust(cv2, images, shift=np.asarray(shift, dtype=np.float64).reshape(-1))
     h6, chroma, value = rgb_to_hcv(images)
     h6 += (np.asarray(shift, dtype=np.float32) * 6.0).reshape(-1, 1, 1)
     return hcv_to_rgb(np.mod(h6, np.float32(6.0), out=h6), chroma, value)
@@ -279,6 +332,9 @@ def adjust_saturation(images: np.ndarray, factor: np.ndarray) -> np.ndarray:
     value; 0 gives gray at each pixel's max channel. Gray images are returned as a copy."""
     if images.shape[-1] == 1:
         return images.copy()
+    cv2 = cv2_or_none()
+    if cv2 is not None and images.shape[0] and images[0].size >= _LUT_MIN_VALUES:
+        return ocv.hsv_adjust(cv2, images, factor=np.asarray(factor, dtype=np.float64).reshape(-1))
     h6, chroma, value = rgb_to_hcv(images)
     # S' = min(S * f, 1) with S = chroma / value, so chroma' = min(chroma * f, value)
     chroma *= np.asarray(factor, dtype=np.float32).reshape(-1, 1, 1)

@@ -11,8 +11,13 @@ import io
 
 import numpy as np
 
+from augcli.transforms.functional import opencv_kernels as ocv
+from augcli.transforms.functional.backend import cv2_or_none
 from augcli.transforms.functional.color import to_uint8
 
+# With the OpenCV backend, images larger than the kernel radius are blurred by OpenCV, one call
+# per image (cheaper than the batched tap loop from about 16x16 on); BORDER_REFLECT is 'reflect'.
+_CV_MIN_VALUES = 256
 # Upper bound on the elements of one stacked median neighbourhood block, to bound memory.
 _MEDIAN_BLOCK = 1 << 24
 
@@ -89,12 +94,20 @@ def gaussian_blur(
 
     ``radius`` is the half-width of the shared kernel table (default: from the largest sigma); pass
     the one implied by the configured maximum to make the result independent of the batch.
-    Matches ``scipy.ndimage.gaussian_filter(x, (s, s, 0), mode='reflect', truncate=truncate)``.
+    Matches ``scipy.ndimage.gaussian_filter(x, (s, s, 0), mode='reflect', truncate=truncate)``
+    (the OpenCV backend, for images larger than the kernel, may differ from it by one grey level).
     """
     sigma = np.asarray(sigma, dtype=np.float64).reshape(-1)
     if radius is None:
         radius = gaussian_radius(sigma.max(initial=0.0), truncate)
     kernels = gaussian_kernels(sigma, truncate, radius)
+    n, h, w, c = images.shape
+    cv2 = cv2_or_none()
+    if cv2 is not None and n and min(h, w) > radius and h * w * c >= _CV_MIN_VALUES:
+        # each sample's kernel cut to its own radius: the taps beyond are zero in the table
+        own = np.floor(truncate * sigma + 0.5).astype(np.int64).clip(0, radius)
+        rows = [kernels[i, radius - own[i] : radius + own[i] + 1] for i in range(n)]
+        return ocv.separable_filter(cv2, images, rows)
     x = images.astype(np.float32)
     x = _correlate_axis(reflect_pad(x, radius, 0), kernels, axis=1)
     x = _correlate_axis(reflect_pad(x, 0, radius), kernels, axis=2)
@@ -132,9 +145,13 @@ def median_blur(images: np.ndarray, ksize: np.ndarray) -> np.ndarray:
     """
     ksize = np.asarray(ksize, dtype=np.int64).reshape(-1)
     out = np.empty_like(images)
+    cv2 = cv2_or_none()
     for k in np.unique(ksize):
         idx = np.flatnonzero(ksize == k)
-        out[idx] = _median_one_size(images[idx], int(k))
+        if cv2 is not None and k > 1 and min(images.shape[1:3]) > k // 2 and images[0].size >= _CV_MIN_VALUES:
+            out[idx] = ocv.median(cv2, images[idx], int(k))  # exact too: the same bytes
+        else:
+            out[idx] = _median_one_size(images[idx], int(k))
     return out
 
 
@@ -193,7 +210,11 @@ def motion_blur(images: np.ndarray, length: np.ndarray, angle: np.ndarray, radiu
     length = np.asarray(length).reshape(-1)
     if radius is None:
         radius = motion_radius(int(length.max(initial=1)))
-    return to_uint8(convolve2d(images, line_kernels(length, angle, radius)))
+    kernels = line_kernels(length, angle, radius)
+    cv2 = cv2_or_none()
+    if cv2 is not None and len(images) and min(images.shape[1:3]) > radius and images[0].size >= _CV_MIN_VALUES:
+        return ocv.filter_2d(cv2, images, kernels)
+    return to_uint8(convolve2d(images, kernels))
 
 
 # --- JPEG -------------------------------------------------------------------------------------

@@ -2,12 +2,17 @@
 
 Coordinates: x is the column, y the row, and pixel centres sit at integer coordinates ((0, 0) is
 the centre of the top-left pixel, the image spans [-0.5, W - 0.5]). Matrices are 3x3 homogeneous
-and act on column vectors (x, y, 1). Every warp ends in ``remap``, one gather for the whole batch.
+and act on column vectors (x, y, 1). With the NumPy backend every warp ends in one batched gather;
+with the OpenCV backend (see ``backend``) warps are cv2.warpAffine / warpPerspective / remap calls,
+one per image, with the same coordinates and border modes (bilinear in 1/32-pixel fixed point).
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from augcli.transforms.functional import opencv_kernels as ocv
+from augcli.transforms.functional.backend import cv2_or_none
 
 INTERPOLATIONS = ("bilinear", "nearest")
 BORDERS = ("constant", "edge", "reflect")
@@ -18,6 +23,13 @@ _BLOCK_PIXELS = 1 << 16
 
 def hflip(images: np.ndarray) -> np.ndarray:
     """Mirror left-right (contiguous copy: a reversed-stride view is slow to consume later)."""
+    cv2 = cv2_or_none()
+    if cv2 is not None and images.shape[3] == 3 and images.shape[0]:
+        return ocv.hflip(cv2, images)
+    if images.shape[3] == 3 and images.flags.c_contiguous:
+        # reversing whole 3-byte pixels copies ~2.5x faster than reversing a strided uint8 axis
+        pixels = images.view(np.dtype((np.void, 3)))
+        return np.ascontiguousarray(pixels[:, :, ::-1]).view(np.uint8)
     return np.ascontiguousarray(images[:, :, ::-1])
 
 
@@ -35,6 +47,9 @@ def rot90(images: np.ndarray, k: np.ndarray) -> np.ndarray:
     k = np.mod(np.asarray(k, dtype=np.int64), 4)
     if images.shape[1] != images.shape[2] and np.any(k % 2):
         raise ValueError("odd quarter turns of non-square images would change their shape")
+    cv2 = cv2_or_none()
+    if cv2 is not None and images.shape[3] == 3 and images.shape[0]:
+        return ocv.rot90(cv2, images, k)  # exact: the same bytes as np.rot90
     out = np.empty_like(images)
     for quarter in range(4):
         idx = np.flatnonzero(k == quarter)
@@ -118,6 +133,9 @@ def remap(
     ys = np.asarray(ys, dtype=np.float32)
     xs = np.asarray(xs, dtype=np.float32)
     out_hw = np.broadcast_shapes(ys.shape, xs.shape)[1:]
+    cv2 = cv2_or_none()
+    if cv2 is not None and ocv.direct(images.shape, out_hw, interpolation):
+        return ocv.remap(cv2, images, ys, xs, out_hw, border, fill)
     out = np.empty((n, *out_hw, c), np.uint8)
     part = lambda v, a, b: v[a:b] if v.shape[0] == n else v  # noqa: E731
     for a, b in _blocks(n, out_hw[0] * out_hw[1]):
@@ -139,6 +157,11 @@ def _remap_block(images, ys, xs, interpolation, border, fill, out) -> None:
     xs = _fold(xs, w, border)
     nearest = interpolation == "nearest"
     src, offset = _source(images, border, fill, pack=not nearest)
+    cv2 = None if nearest else cv2_or_none()
+    if cv2 is not None:  # small images: one cv2.remap over the stacked (padded) sources
+        lead = 1 if border == "constant" else 0
+        ocv.remap_tiles(cv2, src, lead, np.broadcast_to(ys, out.shape[:3]), np.broadcast_to(xs, out.shape[:3]), out)
+        return
     hp, wp, cs = src.shape[1:]
     base = (np.arange(n, dtype=np.intp) * (hp * wp) + offset).reshape(-1, 1, 1)
     shape = out.shape[:3]
@@ -195,6 +218,9 @@ def warp_homography(
     m = np.broadcast_to(np.asarray(matrices, dtype=np.float64), (n, 3, 3))
     oh, ow = int(out_hw[0]), int(out_hw[1])
     projective = bool(np.any(m[:, 2, :2] != 0) or np.any(m[:, 2, 2] != 1))
+    cv2 = cv2_or_none()
+    if cv2 is not None and ocv.direct(images.shape, (oh, ow), interpolation):
+        return ocv.warp(cv2, images, m, (oh, ow), projective, border, fill)
     x = np.arange(ow, dtype=np.float32)[None, None, :]
     y = np.arange(oh, dtype=np.float32)[None, :, None]
     m32 = m.astype(np.float32)[:, :, :, None, None]
@@ -264,13 +290,21 @@ def affine_matrix(h: int, w: int, degrees=0.0, scale=1.0, tx=0.0, ty=0.0, shear_
     Arguments are per-sample arrays (N,) or scalars, in the units of the single-purpose helpers.
     """
     n = np.broadcast_shapes(*(np.shape(v) for v in (degrees, scale, tx, ty, shear_x, shear_y)))
-    b = lambda v: np.broadcast_to(np.asarray(v, dtype=np.float64), n)  # noqa: E731
-    return (
-        translate_matrix(b(tx), b(ty), h, w)
-        @ rotation_matrix(b(degrees), h, w)
-        @ shear_matrix(b(shear_x), b(shear_y), h, w)
-        @ scale_matrix(b(scale), h, w)
-    )
+    b = lambda v: np.broadcast_to(np.asarray(v, dtype=np.float64), n).reshape(-1)  # noqa: E731
+    # The product T @ R @ Sh @ S written out: one pass over N instead of three 3x3 matmuls.
+    t = np.deg2rad(b(degrees))
+    cos, sin, f = np.cos(t), np.sin(t), b(scale)
+    sx, sy = np.tan(np.deg2rad(b(shear_x))), np.tan(np.deg2rad(b(shear_y)))
+    out = np.zeros((f.shape[0], 3, 3))
+    out[:, 0, 0] = f * (cos + sin * sy)
+    out[:, 0, 1] = f * (cos * sx + sin)
+    out[:, 1, 0] = f * (cos * sy - sin)
+    out[:, 1, 1] = f * (cos - sin * sx)
+    cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
+    out[:, 0, 2] = cx - out[:, 0, 0] * cx - out[:, 0, 1] * cy + b(tx) * w
+    out[:, 1, 2] = cy - out[:, 1, 0] * cx - out[:, 1, 1] * cy + b(ty) * h
+    out[:, 2, 2] = 1.0
+    return out
 
 
 def homography_from_points(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -332,6 +366,15 @@ def resized_crop(
     n = images.shape[0]
     oh, ow = int(out_hw[0]), int(out_hw[1])
     per = lambda v: np.broadcast_to(np.asarray(v, dtype=np.float64), (n,))[:, None, None]  # noqa: E731
+    cv2 = cv2_or_none()
+    if cv2 is not None and ocv.direct(images.shape, (oh, ow), interpolation):
+        # the same map as an OUTPUT->INPUT scale-and-shift matrix: no coordinate arrays at all
+        sy, sx = per(height)[:, 0, 0] / oh, per(width)[:, 0, 0] / ow
+        m = np.zeros((n, 3, 3))
+        m[:, 0, 0], m[:, 0, 2] = sx, per(left)[:, 0, 0] + 0.5 * sx - 0.5
+        m[:, 1, 1], m[:, 1, 2] = sy, per(top)[:, 0, 0] + 0.5 * sy - 0.5
+        m[:, 2, 2] = 1.0
+        return ocv.warp(cv2, images, m, (oh, ow), False, "edge", 0)
     oy = np.arange(oh, dtype=np.float64)[None, :, None]
     ox = np.arange(ow, dtype=np.float64)[None, None, :]
     ys = per(top) + (oy + 0.5) * (per(height) / oh) - 0.5
@@ -370,7 +413,12 @@ def elastic_field(noise: np.ndarray, alpha: float, sigma: float) -> tuple[np.nda
     from scipy.ndimage import gaussian_filter
 
     noise = np.asarray(noise, dtype=np.float32)
-    field = gaussian_filter(noise, sigma=(sigma, sigma), axes=(1, 2)) if sigma > 0 else noise
+    cv2 = cv2_or_none()
+    radius = int(4.0 * sigma + 0.5)  # scipy's default truncation at 4 sigma
+    if cv2 is not None and sigma > 0 and noise.shape[0] and min(noise.shape[1:3]) > radius:
+        field = ocv.gaussian_smooth(cv2, noise, sigma, radius)
+    else:
+        field = gaussian_filter(noise, sigma=(sigma, sigma), axes=(1, 2)) if sigma > 0 else noise
     field = field * np.float32(alpha)
     return field[..., 0], field[..., 1]
 

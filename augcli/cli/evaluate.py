@@ -1,0 +1,96 @@
+"""``augcli evaluate``: does the strategy's augmentation raise test accuracy? (paired, with CIs)"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import click
+
+from augcli.cli import options
+from augcli.evaluate import Settings, check_gate, evaluate as run_evaluation
+from augcli.evaluate.models import DEFAULT_MODELS, DEFAULT_ONLINE_MODELS, MODELS
+from augcli.evaluate.report import diff_text, mean_ci_text, pct
+from augcli.strategy import load_strategy
+
+
+def _progress(enabled: bool, total: int):
+    """A task counter on stderr, only when it is a terminal."""
+    if not enabled or not sys.stderr.isatty():
+        return None
+    state = {"done": 0, "t0": time.perf_counter()}
+
+    def tick(n: int):
+        state["done"] += n
+        end = "\n" if state["done"] >= total else ""
+        sys.stderr.write(f"\revaluate: {state['done']}/{total} tasks ({time.perf_counter() - state['t0']:.0f} s){end}")
+        sys.stderr.flush()
+
+    return tick
+
+
+@click.command()
+@options.strategy_argument
+@click.option("--model", "models", multiple=True, type=click.Choice(list(MODELS)),
+              help=f"Model to train (repeatable). Default: {', '.join(DEFAULT_MODELS)}; with --online: mlp.")
+@click.option("--train-fraction", "fractions", multiple=True,
+              type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), metavar="F",
+              help="Share of each class used for training; the rest is the test split (repeatable). "
+                   "Default: 0.05, 0.1, 0.25.")
+@click.option("--repeats", type=click.IntRange(1), default=10, show_default=True,
+              help="Repeats per model and fraction (seeds S..S+R-1).")
+@click.option("--jobs", type=click.IntRange(1), default=1, show_default=True,
+              help="Worker processes; never changes the results.")
+@click.option("--online", is_flag=True,
+              help="Compare on-line augmentation (a fresh draw per epoch) with offline copies (partial_fit models).")
+@click.option("--epochs", type=click.IntRange(1), default=100, show_default=True,
+              help="With --online: partial_fit passes per arm, each of as many samples as the training split.")
+@click.option("--pca", type=click.IntRange(1), metavar="N", help="Reduce the pixels to N PCA components first.")
+@click.option("--fail-if-worse", is_flag=True,
+              help="Exit 3 if the accuracy difference's 95% CI lies entirely below --min-gain for some model/fraction.")
+@click.option("--min-gain", type=float, default=0.0, show_default=True, metavar="G",
+              help="Gate threshold as an accuracy difference (0.01 = one percentage point).")
+@click.option("-o", "--out", type=click.Path(file_okay=False),
+              help="Output folder (default: data/out/evaluate/<strategy name>).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output folder (atomically).")
+@click.option("--limit", type=click.IntRange(1), help="Use only the first N samples.")
+@options.input_source
+@options.seed
+@options.overrides
+@options.json_output
+@options.verbosity
+def evaluate(strategy, models, fractions, repeats, jobs, online, epochs, pca, fail_if_worse, min_gain, out, overwrite,
+             limit, input_source, seed, overrides, as_json, verbose, quiet):
+    """Train models with and without STRATEGY's augmentation on the same splits; report the paired gain."""
+    exprs = options.strategy_overrides(overrides, input_source, seed)
+    st = load_strategy(strategy, exprs)
+    default = DEFAULT_ONLINE_MODELS if online else DEFAULT_MODELS
+    settings = Settings(models=tuple(dict.fromkeys(models or default)),
+                        fractions=tuple(dict.fromkeys(fractions or (0.05, 0.1, 0.25))),
+                        repeats=repeats, online=online, epochs=epochs, pca=pca, jobs=jobs)
+    total = len(settings.models) * len(settings.fractions) * repeats
+    report = run_evaluation(st, settings, out=out, overwrite=overwrite, limit=limit, min_gain=min_gain,
+                            fail_if_worse=fail_if_worse, overrides=exprs,
+                            progress=_progress(not quiet and not as_json, total))
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    elif not quiet:
+        click.echo(summary(report))
+    check_gate(report)
+
+
+def summary(report: dict) -> str:
+    """One line per model, fraction and comparison: both arms' accuracy and the paired difference."""
+    lines = []
+    for row in report["results"]:
+        for c in row["comparisons"]:
+            t, b = row["arms"][c["treatment"]]["accuracy"], row["arms"][c["baseline"]]["accuracy"]
+            acc = c["accuracy"]
+            lines.append(f"{row['model']:>13} {pct(row['fraction'], 0):>3}%  {c['baseline']} {mean_ci_text(b)}  "
+                         f"{c['treatment']} {mean_ci_text(t)}  diff {diff_text(acc)} pp  "
+                         f"W/L/T {acc['wins']}/{acc['losses']}/{acc['ties']}  {c['verdict']}")
+    perf = report["performance"]
+    lines.append(f"{perf['tasks']} tasks in {perf['seconds']:.1f}s (--jobs {perf['jobs']}); "
+                 f"report: {report['output']['dir']}/evaluate.md")
+    return "\n".join(lines)

@@ -1,0 +1,260 @@
+"""The evaluation protocol: paired train/test runs with and without the strategy's augmentation.
+
+One *task* is (model, train fraction, repeat). Repeat r uses the seed S + r (S = the strategy's
+seed) for everything random in it: the stratified split, the augmentation draws (so arm B's copies
+are exactly what ``augcli run --seed S+r`` would write for that training split) and the model's
+``random_state``. Every arm of a task shares the split and the model seed, so per-repeat
+differences between arms are paired. A task is a pure function of its inputs, which is why the
+results cannot depend on ``--jobs``.
+"""
+
+from __future__ import annotations
+
+import copy as _copy
+import warnings
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from augcli.datasets.base import Dataset
+from augcli.engine import Augmented, augment_dataset
+from augcli.evaluate import models as M
+from augcli.pipeline import Pipeline
+from augcli.split import split_indices
+
+OFFLINE_ARMS = ("original", "augmented")
+ONLINE_ARMS = ("original", "offline", "online")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What to evaluate. Fractions are shares of each class used for training, in (0, 1)."""
+
+    models: tuple = M.DEFAULT_MODELS
+    fractions: tuple = (0.05, 0.1, 0.25)
+    repeats: int = 10
+    online: bool = False
+    epochs: int = 100         # --online: partial_fit passes per arm, each of len(train) samples
+    pca: int | None = None    # PCA components before the model (off by default)
+    jobs: int = 1
+
+    @property
+    def arms(self) -> tuple:
+        return ONLINE_ARMS if self.online else OFFLINE_ARMS
+
+    @property
+    def comparisons(self) -> list[tuple[str, str]]:
+        """(treatment, baseline) pairs; the difference is treatment - baseline."""
+        if self.online:
+            return [("offline", "original"), ("online", "original"), ("online", "offline")]
+        return [("augmented", "original")]
+
+
+@dataclass
+class Context:
+    """The inputs every task shares: the cleaned dataset and the strategy's augmentation."""
+
+    dataset: Dataset
+    pipeline: Pipeline
+    copies: Callable[[Dataset], object]  # training split -> copies per source (runner.train_copies)
+    keep_originals: bool
+    seed: int
+    settings: Settings
+    near_distance: int | None = None  # pHash leakage radius (bits) when augcli.clean.leakage is there
+    label_folds: int | None = None    # drop label errors found on the training side (clean.label_errors)
+
+
+def repeat_seed(seed: int, repeat: int) -> int:
+    """The seed of repeat ``repeat`` (split, augmentation draws): S + r, kept in [0, 2**63)."""
+    return (int(seed) + int(repeat)) % (2**63)
+
+
+def model_state(seed: int, repeat: int) -> int:
+    """The scikit-learn ``random_state`` of repeat ``repeat`` (same for every arm and model)."""
+    return repeat_seed(seed, repeat) % (2**32)
+
+
+def split_for(dataset: Dataset, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) index arrays: ``fraction`` of each class trains, the rest tests.
+
+    Uses the project's hash-ranked stratified split, so training sets of one seed are nested:
+    the training set of a smaller fraction is contained in that of a larger one.
+    """
+    parts = split_indices(dataset.labels, dataset.ids, seed, test=1.0 - float(fraction))
+    return parts["train"], parts["test"]
+
+
+def _byte_rows(images: np.ndarray) -> np.ndarray:
+    flat = np.ascontiguousarray(images).reshape(images.shape[0], -1)
+    return flat.view(np.dtype((np.void, flat.shape[1]))).reshape(-1)
+
+
+def duplicates_of(candidates: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Boolean mask over ``candidates``: True where the image's bytes equal some ``reference`` image.
+
+    Both are uint8 (N, H, W, C) of the same shape; one sort of the stacked rows, no pair loop.
+    """
+    if candidates.shape[0] == 0 or reference.shape[0] == 0 or candidates.shape[1:] != reference.shape[1:]:
+        return np.zeros(candidates.shape[0], dtype=bool)
+    rows = np.concatenate([_byte_rows(reference), _byte_rows(candidates)])
+    _, inverse = np.unique(rows, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    return np.isin(inverse[reference.shape[0]:], inverse[: reference.shape[0]])
+
+
+def _drop_leaks(images: np.ndarray, labels: np.ndarray, test: np.ndarray):
+    keep = ~duplicates_of(images, test)
+    return images[keep], labels[keep], int((~keep).sum())
+
+
+@dataclass
+class TaskData:
+    """One (fraction, repeat): the splits and the augmented training set every model of it uses."""
+
+    seed: int
+    train: Dataset           # originals, after removing label errors and test duplicates
+    test: Dataset            # originals, never augmented
+    augmented: Augmented     # the offline training set (originals + copies), minus test duplicates
+    pipeline: Pipeline       # the strategy's pipeline with this repeat's seed
+    label_errors: int
+    leaked: int
+    leaked_augmented: int
+
+
+def _offline_set(ctx: Context, train: Dataset, pipe: Pipeline, test_images: np.ndarray) -> tuple[Augmented, int]:
+    """Originals plus copies exactly as ``augcli run`` writes them (copies, keep_originals, balance),
+    minus any image equal to a test image."""
+    out = augment_dataset(train, pipe, ctx.copies(train), ctx.keep_originals)
+    keep = np.flatnonzero(~duplicates_of(out.images, test_images))
+    dropped = len(out) - keep.shape[0]
+    subset = Augmented(out.images[keep], out.labels[keep], out.ids[keep], out.source_index[keep], out.copy_index[keep],
+                       source_labels=out.classes[keep])
+    return subset, dropped
+
+
+def prepare(ctx: Context, fraction: float, repeat: int) -> TaskData:
+    """Split, clean the training side and augment it for one (fraction, repeat); model-independent."""
+    seed = repeat_seed(ctx.seed, repeat)
+    train_idx, test_idx = split_for(ctx.dataset, fraction, seed)
+    test = ctx.dataset.subset(test_idx)
+    train, label_errors, leaked = _train_split(ctx, ctx.dataset.subset(train_idx), test, seed)
+    pipe = _copy.copy(ctx.pipeline)
+    pipe.seed = seed
+    augmented, dropped = _offline_set(ctx, train, pipe, test.images)
+    return TaskData(seed, train, test, augmented, pipe, label_errors, leaked, dropped)
+
+
+def _cycle(images: np.ndarray, labels: np.ndarray, order: np.ndarray, size: int, epochs: int):
+    """Epoch e: the e-th window of ``size`` rows, cycling through the rows in ``order``."""
+    images, labels = images[order], labels[order]
+    for epoch in range(epochs):
+        rows = (epoch * size + np.arange(size)) % max(images.shape[0], 1)
+        yield images[rows], labels[rows]
+
+
+def _online_epochs(train: Dataset, pipe: Pipeline, epochs: int, test_images: np.ndarray, dropped: list):
+    """Epoch e trains on a fresh draw of the whole training split, ``Pipeline(images, ids, copy=e + 1)``."""
+    for epoch in range(epochs):
+        images, labels = pipe(train.images, ids=list(train.ids), copy=epoch + 1, labels=train.labels)
+        images, labels, n = _drop_leaks(images, labels, test_images)
+        dropped.append(n)
+        yield images, labels
+
+
+def near_duplicate_mask(train: Dataset, test: Dataset, max_distance: int) -> np.ndarray:
+    """Training samples within ``max_distance`` pHash bits of a test sample (``clean.leakage``)."""
+    from augcli.clean.leakage import find_leakage
+
+    mask = np.zeros(len(train), dtype=bool)
+    mask[[rec["index"] for rec in find_leakage({"train": train, "test": test}, max_distance)]] = True
+    return mask
+
+
+def label_error_mask(train: Dataset, seed: int, folds: int) -> np.ndarray:
+    """Likely mislabelled training samples, judged on the training side only (test labels unseen)."""
+    from augcli.clean.label_errors import find_label_errors
+
+    return np.isin(np.arange(len(train)), [rec["index"] for rec in find_label_errors(train, seed, folds=folds)])
+
+
+def _train_split(ctx: Context, train: Dataset, test: Dataset, seed: int) -> tuple[Dataset, int, int]:
+    """The training split without likely label errors (if configured) and without any image that
+    duplicates a test image (exact pixels, or near by pHash) -> (train, label errors, leaks)."""
+    labels = np.zeros(len(train), dtype=bool)
+    if ctx.label_folds:
+        labels = label_error_mask(train, seed, ctx.label_folds)
+    leaks = duplicates_of(train.images, test.images)
+    if ctx.near_distance is not None:
+        leaks |= near_duplicate_mask(train, test, ctx.near_distance)
+    leaks &= ~labels
+    return train.subset(np.flatnonzero(~(labels | leaks))), int(labels.sum()), int(leaks.sum())
+
+
+def run_task(ctx: Context, model: str, fraction: float, repeat: int) -> dict:
+    """Train every arm of one (model, fraction, repeat) and score it on the same test split."""
+    from threadpoolctl import threadpool_limits
+
+    state = model_state(ctx.seed, repeat)
+    k = len(ctx.dataset.class_names)
+    # one BLAS thread: the same arithmetic whatever --jobs is, and no oversubscription
+    with threadpool_limits(1), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence warnings would flood stderr once per task
+        data = prepare(ctx, fraction, repeat)
+        train, test, aug = data.train, data.test, data.augmented
+        result = {"model": model, "fraction": float(fraction), "repeat": int(repeat), "seed": data.seed,
+                  "n_train": len(train), "n_test": len(test), "n_augmented": len(aug), "leak_removed": data.leaked,
+                  "label_errors_removed": data.label_errors, "arms": {}}
+        dropped = [data.leaked_augmented]
+        if ctx.settings.online:
+            epochs = ctx.settings.epochs
+            # every arm sees len(train) samples per epoch, so they differ in data, not in training budget
+            passes = {
+                "original": _cycle(train.images, train.labels, np.arange(len(train)), len(train), epochs),
+                "offline": _cycle(aug.images, aug.labels, np.lexsort((aug.source_index, aug.copy_index)),
+                                  len(train), epochs),
+                "online": _online_epochs(train, data.pipeline, epochs, test.images, dropped),
+            }
+            for arm in ONLINE_ARMS:
+                fitted = M.fit_epochs(M.make_model(model, state), passes[arm], k)
+                result["arms"][arm] = M.scores(fitted, test.images, test.labels, k)
+        else:
+            pca = _pca_size(ctx.settings.pca, train)
+            for arm, (x, y) in (("original", (train.images, train.labels)), ("augmented", (aug.images, aug.labels))):
+                fitted = M.fit(M.make_model(model, state, pca), x, y)
+                result["arms"][arm] = M.scores(fitted, test.images, test.labels, k)
+    result["leak_removed_augmented"] = sum(dropped)
+    return result
+
+
+def _pca_size(pca: int | None, train: Dataset) -> int | None:
+    # PCA cannot keep more components than the smaller arm has samples or features
+    if not pca:
+        return None
+    return max(1, min(int(pca), len(train), int(np.prod(train.image_shape))))
+
+
+def task_list(settings: Settings) -> list[tuple[str, float, int]]:
+    """Every (model, fraction, repeat), in the fixed order results are reported in."""
+    return [(m, f, r) for m in settings.models for f in settings.fractions for r in range(settings.repeats)]
+
+
+def run_all(ctx: Context, progress: Callable[[int], None] | None = None) -> list[dict]:
+    """Run every task, over ``ctx.settings.jobs`` processes; results come back in ``task_list`` order."""
+    tasks = task_list(ctx.settings)
+    if ctx.settings.jobs <= 1 or len(tasks) <= 1:
+        results = []
+        for task in tasks:
+            results.append(run_task(ctx, *task))
+            if progress:
+                progress(1)
+        return results
+    from joblib import Parallel, delayed
+
+    results = []
+    parallel = Parallel(n_jobs=ctx.settings.jobs, return_as="generator")
+    for res in parallel(delayed(run_task)(ctx, *task) for task in tasks):
+        results.append(res)
+        if progress:
+            progress(1)
+    return results

@@ -1,0 +1,87 @@
+"""Run shard jobs: in this process, in forked worker processes, or on a Dask cluster.
+
+Every executor runs the same pure ``shards.run_shard`` and hands results back in shard order, so
+the output bytes do not depend on which one ran or how many workers it had.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Callable
+
+from augcli.errors import UsageError
+from augcli.shards import ProgressLog, ShardResult, ShardSpec, run_shard
+
+ENGINES = ("local", "dask")
+DASK_HINT = 'the dask engine needs the optional extra: pip install "augcli[dask]"'
+
+# forked workers read the job from here (inherited memory), so the source is not pickled per shard
+_JOB: dict = {}
+
+
+def _run_forked(spec: ShardSpec) -> ShardResult:
+    j = _JOB
+    return run_shard(spec, j["source"], j["pipeline"], j["fmt"], j["folder"], j["batch_size"], 1)
+
+
+def execute(specs: list[ShardSpec], source, pipeline, fmt: str, folder: Path, *, batch_size: int = 256,
+            workers: int = 1, engine: str = "local", scheduler: str | None = None, scheduler_file: str | None = None,
+            progress: Callable[[int], None] | None = None) -> tuple[list[ShardResult], int]:
+    """Run every shard not already finished in ``folder``; returns (results in order, shards reused)."""
+    log = ProgressLog(folder)
+    results: list[ShardResult | None] = [log.done(s.name) for s in specs]
+    reused = sum(r is not None for r in results)
+    pending = [i for i, r in enumerate(results) if r is None]
+    todo = [specs[i] for i in pending]
+    if engine == "dask":
+        stream = _dask(todo, source, pipeline, fmt, folder, batch_size, workers, scheduler, scheduler_file)
+    elif workers > 1 and len(todo) > 1:
+        stream = _forked(todo, source, pipeline, fmt, folder, batch_size, workers)
+    else:  # one shard (or one worker): parallelism, if any, goes inside the shard, over batches
+        stream = (run_shard(s, source, pipeline, fmt, folder, batch_size, workers) for s in todo)
+    for i, result in zip(pending, stream):
+        log.record(result)
+        results[i] = result
+        if progress:
+            progress(result.outputs)
+    return results, reused
+
+
+def _forked(todo, source, pipeline, fmt, folder, batch_size, workers):
+    _JOB.update(source=source, pipeline=pipeline, fmt=fmt, folder=folder, batch_size=batch_size)
+    ctx = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            yield from pool.map(_run_forked, todo)
+    finally:
+        _JOB.clear()
+
+
+def _dask(todo, source, pipeline, fmt, folder, batch_size, workers, scheduler, scheduler_file):
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise UsageError(DASK_HINT) from None
+    if scheduler or scheduler_file:
+        client = Client(scheduler, scheduler_file=scheduler_file) if scheduler_file else Client(scheduler)
+        cluster = None
+    else:
+        cluster = LocalCluster(n_workers=max(workers, 1), threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=40)
+        client = Client(cluster)
+    try:
+        shared = client.scatter([source, pipeline], broadcast=True)
+        from augcli.transforms.functional.backend import active_backend
+
+        backend = active_backend()  # workers are fresh processes: give them the caller's kernels
+        futures = [client.submit(run_shard, spec, shared[0], shared[1], fmt, Path(folder).resolve(), batch_size, 1,
+                                 backend, pure=False) for spec in todo]
+        for future in futures:
+            yield future.result()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

@@ -1,0 +1,81 @@
+"""Which kernels run: pure NumPy, or OpenCV's compiled ones where they are faster.
+
+``"opencv"`` (the default when ``cv2`` imports) runs geometric warps, blurs and per-sample lookup
+tables through opencv-python-headless, one C call per image; ``"numpy"`` runs everything in NumPy.
+The environment variable ``AUGCLI_BACKEND`` picks one at first use and ``set_backend`` changes it.
+Each backend is deterministic on its own (same bytes for any batch size); the two may differ by
+rounding (OpenCV interpolates in fixed point), see tests/test_backends.py for the bounds.
+"""
+
+from __future__ import annotations
+
+import os
+
+BACKENDS = ("numpy", "opencv")
+ENV_VAR = "AUGCLI_BACKEND"
+
+_active: str | None = None
+_cv2 = None
+
+
+def _import_cv2():
+    """cv2 if an OpenCV >= 5 imports, else None: 4.x warps in 1/32-pixel fixed point, whose
+    results stray too far (up to ~6 grey levels at sharp edges) from the NumPy kernels."""
+    global _cv2
+    if _cv2 is None:
+        try:
+            import cv2
+        except ImportError:
+            return None
+        if int(cv2.__version__.split(".")[0]) < 5:
+            return None
+        _cv2 = cv2
+    return _cv2
+
+
+def _check(name: str, origin: str) -> str:
+    from augcli.errors import UsageError
+
+    if name not in BACKENDS:
+        raise UsageError(f"{origin}: expected one of {', '.join(BACKENDS)}, got {name!r}")
+    if name == "opencv" and _import_cv2() is None:
+        raise UsageError(f"{origin}: backend 'opencv' needs opencv-python-headless >= 5, which is not installed")
+    return name
+
+
+def set_backend(name: str) -> None:
+    """Use backend ``name`` ("numpy" or "opencv") from now on; raises UsageError if unavailable."""
+    global _active
+    _active = _check(str(name).strip().lower(), "backend")
+
+
+def active_backend() -> str:
+    """The backend kernels use now: ``AUGCLI_BACKEND`` if set, else "opencv" when importable, else "numpy"."""
+    global _active
+    if _active is None:
+        chosen = os.environ.get(ENV_VAR, "").strip().lower()
+        if chosen:
+            _active = _check(chosen, ENV_VAR)
+        else:
+            _active = "opencv" if _import_cv2() is not None else "numpy"
+    return _active
+
+
+def cv2_or_none():
+    """The ``cv2`` module when the OpenCV backend is active, else None (kernels then use NumPy)."""
+    return _cv2 if active_backend() == "opencv" else None
+
+
+def _raise_malloc_reuse_threshold(size: int = 24 << 20) -> None:
+    """Allocate and free one ``size``-byte block, once, at import.
+
+    glibc serves blocks above its mmap threshold (128 KiB at start) with fresh pages from the
+    kernel on every call, and raises that threshold to the size of the first such block freed.
+    Batched kernels make many temporaries of 0.1-20 MiB; without this they page-fault on every
+    call (warps measured 3x slower). Other allocators just see one short-lived allocation.
+    """
+    block = bytearray(size)
+    del block
+
+
+_raise_malloc_reuse_threshold()
