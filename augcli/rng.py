@@ -9,6 +9,7 @@ SplitMix64's finaliser, which is vectorised here over whole arrays of uint64.
 from __future__ import annotations
 
 import hashlib
+import math
 import sys
 
 import numpy as np
@@ -226,10 +227,9 @@ class Streams:
         """Raw uint64 draws of shape ``(N, *shape)``: element j of sample n is ``mix64(base_n + j * phi)``."""
         shape = tuple(int(s) for s in shape)
         base = self._base()
-        count = int(np.prod(shape, dtype=np.int64))
-        if count == 1 and not shape:
+        if not shape:  # element 0 alone: mix64(base + 0)
             return mix64(base)
-        return _hashed(base, count).reshape((len(self),) + shape)
+        return _hashed(base, math.prod(shape)).reshape((len(self),) + shape)
 
     def _per_sample(self, value, ndim: int):
         arr = np.asarray(value, dtype=np.float64)

@@ -26,7 +26,7 @@ from augcli.strategy import Strategy
 @dataclass
 class RunOptions:
     out: str | None = None
-    batch_size: int = 256
+    batch_size: int | None = None     # images per batch; None = sized to the images (``auto_batch_size``)
     workers: int = 1
     strict: bool = False
     dry_run: bool = False
@@ -94,6 +94,29 @@ def train_copies(aug: dict, train: Dataset):
     return balance_copies(train.labels, len(train.class_names), aug["copies"], aug["keep_originals"], target)
 
 
+# Memory bounds: a split whose output exceeds SINGLE_FILE_LIMIT is written in shards of about
+# SHARD_BYTES; batches hold about BATCH_BYTES of pixels (small enough to stay in cache, the
+# temporaries of batched kernels are several times larger than the batch itself).
+SINGLE_FILE_LIMIT = 256 << 20
+SHARD_BYTES = 64 << 20
+BATCH_BYTES = 4 << 20
+
+
+def _image_bytes(source) -> int:
+    return int(np.prod(source.image_shape))
+
+
+def _output_bytes(source, splits: dict[str, Dataset], strategy: Strategy) -> int:
+    aug = strategy.section("augment")
+    per_source = aug["copies"] + (1 if aug["keep_originals"] else 0)
+    return max(len(part) * (per_source if name == "train" else 1) for name, part in splits.items()) * _image_bytes(source)
+
+
+def auto_batch_size(image_shape: tuple) -> int:
+    """Images per batch for images of ``image_shape``: about BATCH_BYTES of pixels, 8 to 1024."""
+    return int(np.clip(BATCH_BYTES // max(int(np.prod(image_shape)), 1), 8, 1024))
+
+
 def plan_run(strategy: Strategy, source, splits: dict[str, Dataset], shard_size: int | None) -> list[ShardSpec]:
     """Shards of every split: the training split gets its copies, held-out splits only originals."""
     aug = strategy.section("augment")
@@ -123,6 +146,9 @@ def run(strategy: Strategy, options: RunOptions) -> dict:
         removed = removed + leaks
     pipeline = build_pipeline(strategy, cleaned.class_names)
     shard_size = options.shard_size or strategy.section("output")["shard_size"]
+    if shard_size is None and _output_bytes(source, splits, strategy) > SINGLE_FILE_LIMIT:
+        shard_size = max(1, SHARD_BYTES // _image_bytes(source))  # too big for one file in memory
+    options.batch_size = options.batch_size or auto_batch_size(source.image_shape)
     specs = plan_run(strategy, source, splits, shard_size)
     if options.dry_run:
         return reporting.build_plan(strategy, loaded, cleaned, removed, splits, outputs_per_split(specs), target)

@@ -4,7 +4,7 @@
 view*: a ``Dataset`` the cleaning stage and the split work on. For digits and ``.npz`` sources the
 view is the data itself. For image folders it is built in one streaming pass: every file is decoded
 once, its exact-duplicate key (a hash of the full-resolution pixels) is kept, and the image is kept
-only as a 32×32 thumbnail, which is what the perceptual hash and the outlier and label-error
+only as a 32×32 gray thumbnail, which is what the perceptual hash and the outlier and label-error
 features look at anyway. The augmentation pass then decodes each file again, shard by shard.
 """
 
@@ -16,12 +16,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from augcli.datasets import Dataset, load_source
-from augcli.datasets.convert import resize_images
+from augcli.datasets.convert import resize_images, rgb_to_gray
 from augcli.datasets.folder import DEFAULT_MAX_PIXELS, decode_files, list_folder
 from augcli.errors import DataError
 
 THUMB = 32           # thumbnail side for cleaning folder sources
-SCAN_CHUNK = 256     # files decoded at once in the scan pass (bounds memory)
+SCAN_CHUNK = 64      # files decoded at once in the scan pass (bounds memory)
 
 
 class Source:
@@ -91,9 +91,11 @@ def exact_keys(images: np.ndarray) -> np.ndarray:
 
 
 def _thumbnails(images: np.ndarray) -> np.ndarray:
+    """Gray 32×32 thumbnails (1 KiB each): what the hash and feature-based checks need."""
     if images.shape[1] <= THUMB and images.shape[2] <= THUMB:
         return images
-    return resize_images(images, (THUMB, THUMB))
+    small = resize_images(images, (THUMB, THUMB))
+    return small if small.shape[-1] == 1 else rgb_to_gray(small)
 
 
 def scan_folder(root, image_size, color_mode, strict: bool, max_pixels: int, extensions=None, limit=None):

@@ -20,8 +20,8 @@ from augcli.strategy import load_strategy
 @options.input_source
 @options.seed
 @options.overrides
-@click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True,
-              help="Images per batch; never changes the output bytes.")
+@click.option("--batch-size", type=click.IntRange(1),
+              help="Images per batch (default: about 4 MiB of pixels); never changes the output bytes.")
 @click.option("--workers", type=click.IntRange(1), default=1, show_default=True,
               help="Worker processes; never changes the output bytes.")
 @click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True,

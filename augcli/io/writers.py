@@ -25,9 +25,9 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
         for name, array in arrays.items():
             info = zipfile.ZipInfo(f"{name}.npy", date_time=_FIXED_TIME)
             info.external_attr = 0o644 << 16
-            buf = io.BytesIO()
-            np.lib.format.write_array(buf, np.ascontiguousarray(array), allow_pickle=False)
-            zf.writestr(info, buf.getvalue())
+            # streamed into the archive: no second in-memory copy of a large array
+            with zf.open(info, "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, np.ascontiguousarray(array), allow_pickle=False)
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")

@@ -13,6 +13,15 @@ import numpy as np
 
 from augcli.transforms.functional import opencv_kernels as ocv
 from augcli.transforms.functional.backend import cv2_or_none
+from augcli.transforms.functional.matrices import (  # noqa: F401  (part of this module's API)
+    affine_matrix,
+    homography_from_points,
+    perspective_matrix,
+    rotation_matrix,
+    scale_matrix,
+    shear_matrix,
+    translate_matrix,
+)
 
 INTERPOLATIONS = ("bilinear", "nearest")
 BORDERS = ("constant", "edge", "reflect")
@@ -25,7 +34,7 @@ def hflip(images: np.ndarray) -> np.ndarray:
     """Mirror left-right (contiguous copy: a reversed-stride view is slow to consume later)."""
     cv2 = cv2_or_none()
     if cv2 is not None and images.shape[3] == 3 and images.shape[0]:
-        return ocv.hflip(cv2, images)
+        return ocv.flip(cv2, images, 1)
     if images.shape[3] == 3 and images.flags.c_contiguous:
         # reversing whole 3-byte pixels copies ~2.5x faster than reversing a strided uint8 axis
         pixels = images.view(np.dtype((np.void, 3)))
@@ -35,6 +44,9 @@ def hflip(images: np.ndarray) -> np.ndarray:
 
 def vflip(images: np.ndarray) -> np.ndarray:
     """Mirror top-bottom."""
+    cv2 = cv2_or_none()
+    if cv2 is not None and images.shape[3] == 3 and images.shape[0]:
+        return ocv.flip(cv2, images, 0)
     return np.ascontiguousarray(images[:, ::-1])
 
 
@@ -111,9 +123,10 @@ def _gather(flat: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return np.take(flat, idx).view(np.uint8).reshape(idx.shape + (-1,))
 
 
-def _blocks(n: int, pixels: int) -> list[tuple[int, int]]:
-    """Sample ranges of about ``_BLOCK_PIXELS`` output pixels each (at least one sample)."""
-    step = max(1, _BLOCK_PIXELS // max(pixels, 1))
+def _blocks(n: int, pixels: int, stacked: bool = False) -> list[tuple[int, int]]:
+    """Sample ranges of about ``_BLOCK_PIXELS`` output pixels each (at least one sample); four
+    times that for OpenCV's stacked tiles, whose fewer passes favour fewer, larger blocks."""
+    step = max(1, (_BLOCK_PIXELS << (2 if stacked else 0)) // max(pixels, 1))
     return [(a, min(a + step, n)) for a in range(0, n, step)]
 
 
@@ -138,7 +151,8 @@ def remap(
         return ocv.remap(cv2, images, ys, xs, out_hw, border, fill)
     out = np.empty((n, *out_hw, c), np.uint8)
     part = lambda v, a, b: v[a:b] if v.shape[0] == n else v  # noqa: E731
-    for a, b in _blocks(n, out_hw[0] * out_hw[1]):
+    stacked = cv2 is not None and interpolation == "bilinear"
+    for a, b in _blocks(n, out_hw[0] * out_hw[1], stacked):
         _remap_block(images[a:b], part(ys, a, b), part(xs, a, b), interpolation, border, fill, out[a:b])
     return out
 
@@ -225,7 +239,7 @@ def warp_homography(
     y = np.arange(oh, dtype=np.float32)[None, :, None]
     m32 = m.astype(np.float32)[:, :, :, None, None]
     out = np.empty((n, oh, ow, c), np.uint8)
-    for a, b in _blocks(n, oh * ow):
+    for a, b in _blocks(n, oh * ow, cv2 is not None and interpolation == "bilinear"):
         mb = m32[a:b]
         # (n, 1, W') + (n, H', 1): one full-size addition per coordinate
         xs, ys = (mb[:, k, 0] * x + (mb[:, k, 1] * y + mb[:, k, 2]) for k in (0, 1))
@@ -237,111 +251,6 @@ def warp_homography(
             ys /= den
         _remap_block(images[a:b], ys, xs, interpolation, border, fill, out[a:b])
     return out
-
-
-# --- per-sample matrices (forward maps: where an input point lands in the output) --------------
-def _about_centre(linear: np.ndarray, h: int, w: int) -> np.ndarray:
-    """(N, 3, 3) matrices applying the (N, 2, 2) linear maps about the image centre."""
-    centre = np.array([(w - 1) / 2.0, (h - 1) / 2.0])
-    out = np.zeros((linear.shape[0], 3, 3))
-    out[:, :2, :2] = linear
-    out[:, :2, 2] = centre - linear @ centre
-    out[:, 2, 2] = 1.0
-    return out
-
-
-def _vec(values) -> np.ndarray:
-    return np.atleast_1d(np.asarray(values, dtype=np.float64))
-
-
-def rotation_matrix(degrees, h: int, w: int) -> np.ndarray:
-    """Rotation about the centre by ``degrees`` (N,), positive = counter-clockwise on screen (as PIL)."""
-    t = np.deg2rad(_vec(degrees))
-    cos, sin = np.cos(t), np.sin(t)
-    # y points down, so a visually counter-clockwise turn sends +x towards -y.
-    return _about_centre(np.stack([np.stack([cos, sin], -1), np.stack([-sin, cos], -1)], -2), h, w)
-
-
-def scale_matrix(factor, h: int, w: int) -> np.ndarray:
-    """Isotropic zoom about the centre by ``factor`` (N,) (> 1 enlarges the content)."""
-    f = _vec(factor)
-    return _about_centre(f[:, None, None] * np.eye(2), h, w)
-
-
-def shear_matrix(x_degrees, y_degrees, h: int, w: int) -> np.ndarray:
-    """Shear about the centre: x += tan(x_degrees) * y and y += tan(y_degrees) * x (each (N,))."""
-    sx, sy = np.tan(np.deg2rad(_vec(x_degrees))), np.tan(np.deg2rad(_vec(y_degrees)))
-    one = np.ones_like(sx)
-    return _about_centre(np.stack([np.stack([one, sx], -1), np.stack([sy, one], -1)], -2), h, w)
-
-
-def translate_matrix(tx, ty, h: int, w: int) -> np.ndarray:
-    """Shift by ``tx`` of the width (right) and ``ty`` of the height (down); each (N,) fractions."""
-    tx, ty = _vec(tx), _vec(ty)
-    out = np.tile(np.eye(3), (tx.shape[0], 1, 1))
-    out[:, 0, 2] = tx * w
-    out[:, 1, 2] = ty * h
-    return out
-
-
-def affine_matrix(h: int, w: int, degrees=0.0, scale=1.0, tx=0.0, ty=0.0, shear_x=0.0, shear_y=0.0) -> np.ndarray:
-    """Forward (N, 3, 3) map: scale, then shear, then rotate (all about the centre), then translate.
-
-    Arguments are per-sample arrays (N,) or scalars, in the units of the single-purpose helpers.
-    """
-    n = np.broadcast_shapes(*(np.shape(v) for v in (degrees, scale, tx, ty, shear_x, shear_y)))
-    b = lambda v: np.broadcast_to(np.asarray(v, dtype=np.float64), n).reshape(-1)  # noqa: E731
-    # The product T @ R @ Sh @ S written out: one pass over N instead of three 3x3 matmuls.
-    t = np.deg2rad(b(degrees))
-    cos, sin, f = np.cos(t), np.sin(t), b(scale)
-    sx, sy = np.tan(np.deg2rad(b(shear_x))), np.tan(np.deg2rad(b(shear_y)))
-    out = np.zeros((f.shape[0], 3, 3))
-    out[:, 0, 0] = f * (cos + sin * sy)
-    out[:, 0, 1] = f * (cos * sx + sin)
-    out[:, 1, 0] = f * (cos * sy - sin)
-    out[:, 1, 1] = f * (cos - sin * sx)
-    cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
-    out[:, 0, 2] = cx - out[:, 0, 0] * cx - out[:, 0, 1] * cy + b(tx) * w
-    out[:, 1, 2] = cy - out[:, 1, 0] * cx - out[:, 1, 1] * cy + b(ty) * h
-    out[:, 2, 2] = 1.0
-    return out
-
-
-def homography_from_points(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """The (N, 3, 3) homographies sending the 4 points ``src[n]`` to ``dst[n]`` ((N, 4, 2) as x, y).
-
-    One batched ``np.linalg.solve`` of the 8x8 direct linear system (h33 fixed to 1).
-    """
-    src = np.asarray(src, dtype=np.float64)
-    dst = np.asarray(dst, dtype=np.float64)
-    n = src.shape[0]
-    u, v = src[..., 0], src[..., 1]
-    x, y = dst[..., 0], dst[..., 1]
-    a = np.zeros((n, 4, 2, 8))
-    a[:, :, 0, 0], a[:, :, 0, 1], a[:, :, 0, 2] = u, v, 1.0
-    a[:, :, 0, 6], a[:, :, 0, 7] = -u * x, -v * x
-    a[:, :, 1, 3], a[:, :, 1, 4], a[:, :, 1, 5] = u, v, 1.0
-    a[:, :, 1, 6], a[:, :, 1, 7] = -u * y, -v * y
-    rhs = np.stack([x, y], -1).reshape(n, 8, 1)
-    h = np.linalg.solve(a.reshape(n, 8, 8), rhs)[..., 0]
-    return np.concatenate([h, np.ones((n, 1))], axis=1).reshape(n, 3, 3)
-
-
-def perspective_matrix(jitter: np.ndarray, h: int, w: int) -> np.ndarray:
-    """OUTPUT->INPUT homographies for corners pulled inwards by ``jitter`` (N, 4, 2).
-
-    jitter[n, k] is the inward move of corner k (top-left, top-right, bottom-right, bottom-left)
-    along x and y as a fraction of half the width/height, in [0, 1]; the image content fills the
-    quadrilateral spanned by the moved corners.
-    """
-    jitter = np.asarray(jitter, dtype=np.float64)
-    if h < 2 or w < 2:  # the corners coincide: no homography is defined, and none is needed
-        return np.tile(np.eye(3), (jitter.shape[0], 1, 1))
-    corners = np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], dtype=np.float64)
-    inward = np.array([[1, 1], [-1, 1], [-1, -1], [1, -1]], dtype=np.float64)
-    half = np.array([(w - 1) / 2.0, (h - 1) / 2.0])
-    moved = corners + inward * half * jitter
-    return homography_from_points(moved, np.broadcast_to(corners, moved.shape))
 
 
 # --- crops, resizing, padding -----------------------------------------------------------------

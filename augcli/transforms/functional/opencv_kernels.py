@@ -119,12 +119,12 @@ def remap(cv2, images, ys, xs, out_hw, border: str, fill: int) -> np.ndarray:
     return _per_image(cv2, images, out, call)
 
 
-def hflip(cv2, images: np.ndarray) -> np.ndarray:
-    """Mirror left-right, one cv2.flip per image (exact, so it equals the NumPy result)."""
+def flip(cv2, images: np.ndarray, axis: int) -> np.ndarray:
+    """Mirror left-right (``axis`` 1) or top-bottom (0), one cv2.flip per image (exact)."""
     out = np.empty_like(images)
     src = np.ascontiguousarray(images)
     for i in range(images.shape[0]):
-        cv2.flip(src[i], 1, dst=out[i])
+        cv2.flip(src[i], axis, dst=out[i])
     return out
 
 
