@@ -18,14 +18,12 @@ the other, so a copy moved by a pixel is as near as an untouched one.
 from __future__ import annotations
 
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from augcli.clean.phash import hamming, popcount, shifted_phash64
 from augcli.datasets.base import Dataset
 
 MAX_DISTANCE = 32  # beyond this, unrelated 64-bit hashes (32 bits apart on average) would match
-_CANDIDATES_PER_PASS = 1 << 22  # bounds the memory of one verification pass (~100 MB of temporaries)
+_CANDIDATES_PER_PASS = 1 << 20  # bounds one verification pass: ~10 int64 temporaries of this length (~80 MB)
 
 
 def as_hash_rows(hashes) -> np.ndarray:
@@ -62,19 +60,31 @@ def _passes(counts: np.ndarray) -> list[tuple[int, int]]:
     return ranges
 
 
-def band_join(queries: np.ndarray, base: np.ndarray | None, max_distance: int, stats: dict | None = None):
-    """All (query index, base index, distance) with ``hamming(queries[q], base[b]) <= max_distance``.
+def _compact(q: np.ndarray, b: np.ndarray, d: np.ndarray):
+    """One entry per unordered pair (lo, hi), keeping its smallest distance."""
+    lo, hi = np.minimum(q, b), np.maximum(q, b)
+    code = lo * (int(hi.max()) + 1 if hi.shape[0] else 1) + hi
+    order = np.lexsort((d, code))
+    first = np.ones(order.shape[0], dtype=bool)
+    first[1:] = code[order][1:] != code[order][:-1]
+    pick = order[first]
+    return lo[pick], hi[pick], d[pick]
+
+
+def band_pairs(queries: np.ndarray, base: np.ndarray | None, max_distance: int, stats: dict | None = None,
+               query_rows: np.ndarray | None = None):
+    """Yield, pass by pass, arrays ``(q, b, distance)`` of pairs with ``hamming <= max_distance``.
 
     ``queries`` and ``base`` are uint64 (Q,) and (B,). With ``base=None`` the queries are joined
-    with themselves: each pair q < b once, no self-pairs (half the candidates of a full join).
-    Each pair appears once, in no set order. ``stats``, if given, receives ``"candidates"``: the
-    number of band matches verified.
+    with themselves: each pair q < b once, no self-pairs. A pair is yielded once per query (the
+    first band it agrees on). With ``query_rows`` (the row each query belongs to, for shifted
+    variants of one hash) ``q`` is that row. ``stats``, if given, receives ``"candidates"``: the
+    number of band matches verified. Each pass holds about ``_CANDIDATES_PER_PASS`` candidates.
     """
     d = _check_distance(max_distance)
     masks = band_masks(d)
     self_join = base is None
     base = queries if self_join else base
-    out_q, out_b, out_d = [], [], []
     candidates = 0
     for k, mask in enumerate(masks):
         keys = base & mask
@@ -103,15 +113,60 @@ def band_join(queries: np.ndarray, base: np.ndarray | None, max_distance: int, s
             keep = dist <= d
             for earlier in masks[:k]:  # found in an earlier band already: drop the repeat
                 keep &= (xor & earlier) != 0
-            out_q.append(q[keep])
-            out_b.append(b[keep])
-            out_d.append(dist[keep].astype(np.int64))
+            q = q[keep]
+            yield (q if query_rows is None else query_rows[q]), b[keep], dist[keep].astype(np.int64)
     if stats is not None:
         stats["candidates"] = stats.get("candidates", 0) + candidates
+
+
+def band_join(queries: np.ndarray, base: np.ndarray | None, max_distance: int, stats: dict | None = None,
+              query_rows: np.ndarray | None = None):
+    """All pairs of ``band_pairs`` as three int64 arrays ``(q, b, distance)``.
+
+    With ``query_rows`` the pairs are compacted as they accumulate (one entry per unordered pair,
+    smallest distance), so memory follows the number of distinct near pairs, not the variants.
+    """
+    out_q, out_b, out_d = [], [], []
+    for q, b, dist in band_pairs(queries, base, max_distance, stats, query_rows):
+        out_q.append(q)
+        out_b.append(b)
+        out_d.append(dist)
+        if query_rows is not None and sum(x.shape[0] for x in out_q) > _CANDIDATES_PER_PASS:
+            merged = _compact(np.concatenate(out_q), np.concatenate(out_b), np.concatenate(out_d))
+            out_q, out_b, out_d = [merged[0]], [merged[1]], [merged[2]]
     if not out_q:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty.copy(), empty.copy()
     return np.concatenate(out_q), np.concatenate(out_b), np.concatenate(out_d)
+
+
+class _UnionFind:
+    """Vectorised union-find over ``n`` items: merge batches of edges, never store them."""
+
+    def __init__(self, n: int):
+        self.parent = np.arange(n, dtype=np.int64)
+
+    def _flatten(self) -> None:
+        while True:  # pointer jumping until every item points at its root
+            grand = self.parent[self.parent]
+            if np.array_equal(grand, self.parent):
+                return
+            self.parent = grand
+
+    def union(self, a: np.ndarray, b: np.ndarray) -> None:
+        while a.shape[0]:
+            ra, rb = self.parent[a], self.parent[b]
+            differ = ra != rb
+            if not differ.any():
+                return
+            a, b = a[differ], b[differ]
+            lo, hi = np.minimum(ra[differ], rb[differ]), np.maximum(ra[differ], rb[differ])
+            np.minimum.at(self.parent, hi, lo)  # hook the larger root under the smaller
+            self._flatten()
+
+    def roots(self) -> np.ndarray:
+        self._flatten()
+        return self.parent
 
 
 def _unique_rows(rows: np.ndarray):
@@ -138,18 +193,13 @@ def unique_pairs(hashes, max_distance: int, stats: dict | None = None):
     plain = np.ascontiguousarray(uniq[:, 0])
     a, b, dist = band_join(plain, None, d, stats)
     if s > 1:  # shifted variants of one row against the plain hash of every other row
-        q, vb, vdist = band_join(np.ascontiguousarray(uniq[:, 1:]).reshape(-1), plain, d, stats)
-        va = q // (s - 1)  # the row that variant belongs to
+        owner = np.repeat(np.arange(m), s - 1)  # the row each variant belongs to
+        va, vb, vdist = band_join(np.ascontiguousarray(uniq[:, 1:]).reshape(-1), plain, d, stats, query_rows=owner)
         other = va != vb
         a, b, dist = np.concatenate([a, va[other]]), np.concatenate([b, vb[other]]), np.concatenate([dist, vdist[other]])
-    lo, hi = np.minimum(a, b), np.maximum(a, b)
     # one entry per row pair, with its smallest distance over the variants that matched
-    code = lo * m + hi
-    order = np.lexsort((dist, code))
-    first = np.ones(order.shape[0], dtype=bool)
-    first[1:] = code[order][1:] != code[order][:-1]
-    pick = order[first]
-    return inverse, lo[pick], hi[pick], dist[pick]
+    lo, hi, dist = _compact(a, b, dist)
+    return inverse, lo, hi, dist
 
 
 def _members(inverse: np.ndarray):
@@ -193,16 +243,26 @@ def near_duplicate_groups(hashes, max_distance: int) -> np.ndarray:
 
     Groups are numbered 0, 1, ... in the order of their first sample; samples near no other get -1.
     Components are transitive: two members of one group may be further apart than max_distance.
+    Edges are merged into a union-find pass by pass and never stored, so memory stays O(N) even
+    when most samples are near one another (video frames, overlapping crops).
     """
-    inverse, a, b, _ = unique_pairs(hashes, max_distance)
-    n = inverse.shape[0]
+    rows = as_hash_rows(hashes)
+    d = _check_distance(max_distance)
+    n = rows.shape[0]
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    m = int(inverse.max()) + 1
-    graph = coo_matrix((np.ones(a.shape[0], dtype=np.int8), (a, b)), shape=(m, m))
-    _, component = connected_components(graph, directed=False)
-    group = component[inverse].astype(np.int64)
-    group[np.bincount(group)[group] < 2] = -1
+    uniq, inverse = _unique_rows(rows)
+    m, s = uniq.shape
+    plain = np.ascontiguousarray(uniq[:, 0])
+    sets = _UnionFind(m)
+    for a, b, _ in band_pairs(plain, None, d):
+        sets.union(a, b)
+    if s > 1:
+        owner = np.repeat(np.arange(m), s - 1)
+        for a, b, _ in band_pairs(np.ascontiguousarray(uniq[:, 1:]).reshape(-1), plain, d, query_rows=owner):
+            sets.union(a, b)
+    group = sets.roots()[inverse].astype(np.int64)
+    group[np.bincount(group, minlength=m)[group] < 2] = -1
     member = group >= 0
     ids, first = np.unique(group[member], return_index=True)  # first: position among members, ascending index
     rank = np.empty(ids.shape[0], dtype=np.int64)
