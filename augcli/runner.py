@@ -98,7 +98,7 @@ def train_copies(aug: dict, train: Dataset):
 # SHARD_BYTES; batches hold about BATCH_BYTES of pixels (small enough to stay in cache, the
 # temporaries of batched kernels are several times larger than the batch itself).
 SINGLE_FILE_LIMIT = 256 << 20
-SHARD_BYTES = 64 << 20
+SHARD_BYTES = 32 << 20
 BATCH_BYTES = 4 << 20
 
 
@@ -115,6 +115,16 @@ def _output_bytes(source, splits: dict[str, Dataset], strategy: Strategy) -> int
 def auto_batch_size(image_shape: tuple) -> int:
     """Images per batch for images of ``image_shape``: about BATCH_BYTES of pixels, 8 to 1024."""
     return int(np.clip(BATCH_BYTES // max(int(np.prod(image_shape)), 1), 8, 1024))
+
+
+def release_free_memory() -> None:
+    """Return freed heap pages to the OS (glibc keeps them otherwise, inflating peak RSS later)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
 
 
 def plan_run(strategy: Strategy, source, splits: dict[str, Dataset], shard_size: int | None) -> list[ShardSpec]:
@@ -144,6 +154,7 @@ def run(strategy: Strategy, options: RunOptions) -> dict:
     with timer("split"):
         splits, leaks = split_clean(strategy, cleaned)
         removed = removed + leaks
+    release_free_memory()  # the scan and cleaning temporaries are gone; give their pages back
     pipeline = build_pipeline(strategy, cleaned.class_names)
     shard_size = options.shard_size or strategy.section("output")["shard_size"]
     if shard_size is None and _output_bytes(source, splits, strategy) > SINGLE_FILE_LIMIT:
