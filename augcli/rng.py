@@ -126,7 +126,8 @@ def _box_muller(base: np.ndarray, count: int, ftype) -> np.ndarray:
         scratch = (np.empty(size, np.uint64), np.empty(size, np.uint64), np.empty(2 * size, ftype))
         with np.errstate(over="ignore"):
             for rows, first, m, k in _tiles(n, pairs):
-                _box_muller_piece(base[rows], steps[first : first + k * m], m, out[rows, :, first : first + k * m], scratch)
+                span = slice(first, first + k * m)
+                _box_muller_piece(base[rows], steps[span], m, out[rows, :, span], scratch)
     out = out.reshape(n, 2 * pairs)
     # odd counts drop the last sine: the layout is [cos block | sin block one shorter]
     return out if 2 * pairs == count else np.ascontiguousarray(out[:, :count])
@@ -252,15 +253,17 @@ class Streams:
         return np.minimum(lo + np.floor(u * (hi - lo)), hi - 1).astype(np.int64)
 
     def normal(self, loc=0.0, scale=1.0, shape: tuple = (), dtype=np.float64) -> np.ndarray:
-        """Gaussian draws by Box-Muller, both halves used: one 64-bit hash per pair of values.
+        """Gaussian draws by Box-Muller with both outputs used: one 64-bit hash per pair of values.
 
-        Element j < P = ceil(count / 2) of a sample is ``r cos t`` and element P + j is ``r sin t``
-        for hash j (its high word gives r, its low word t), so values depend only on (key, draw,
-        element). float32 requests are computed in float32 from 24-bit uniforms (|z| < 5.9), all
-        others in float64 from 32-bit uniforms (|z| < 6.7).
+        A sample's P = ceil(count / 2) element hashes (as in ``bits``) are read in fixed tiles of up
+        to 4096; in a tile of m hashes seen as 2m 32-bit words, word i gives the radius and word
+        m + i the angle of pair i. Pair j's cosine is element j and its sine element P + j, so a
+        value depends only on (key, draw, element), never on N. Uniforms have 24 bits (|z| < 5.9).
+        float32 requests are computed in float32 (with OpenCV's vector math when the OpenCV kernel
+        backend is active, so fields are deterministic per backend), all others in float64.
         """
         shape = tuple(int(s) for s in shape)
-        count = int(np.prod(shape, dtype=np.int64))
+        count = math.prod(shape)
         ftype = np.float32 if np.dtype(dtype) == np.float32 else np.float64
         z = _box_muller(self._base(), count, ftype).reshape((len(self),) + shape)
         loc, scale = self._per_sample(loc, len(shape)), self._per_sample(scale, len(shape))

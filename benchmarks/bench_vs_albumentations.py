@@ -7,11 +7,13 @@
 
 Data: scikit-learn's digits at 8x8 and upscaled (pixel repeat) to 32x32, gray; 64 RGB 256x256
 crops of its two sample photos. albumentations runs one image per call (its design); augcli runs
-``Pipeline.run`` on batches (--small-batch, --photo-batch) and parameter sampling is included in
-its time. Each figure is the median over --repeats passes over the whole data set; augcli and
-albumentations passes alternate, so background load hits both alike. Everything is pinned to one
-thread (OpenCV, BLAS, OpenMP). Pairs are matched on what they do; where the two libraries define
-a parameter differently (perspective strength, blur kernel cut-off) the closest setting is used.
+``Pipeline.run`` on batches of the size ``augcli run`` picks for that image size (1024 digits, 21
+photos; --batch overrides) and parameter sampling is included in its time. Speeds are medians
+over --repeats passes over the whole data set; augcli and albumentations passes alternate, and the
+ratio is the median of the ratios of back-to-back passes, so background load hits both alike.
+Everything is pinned to one thread (OpenCV, BLAS, OpenMP). Pairs are matched on what they do;
+where the two libraries define a parameter differently (perspective strength, blur kernel
+cut-off) the closest setting is used.
 
 Two full pipelines: "basic" is issue 6's job (flip p=0.5, affine +-15 deg with zoom and shift,
 brightness + contrast, Gaussian noise), whose targets are >= 10x on the 32x32 digits and >= 1.3x
@@ -37,6 +39,7 @@ from bench_transforms import digits, photo_crops  # noqa: E402  (sibling script:
 
 from augcli.pipeline import Pipeline  # noqa: E402
 from augcli.rng import hash_ids, sample_keys  # noqa: E402
+from augcli.runner import auto_batch_size  # noqa: E402
 from augcli.transforms.functional import backend  # noqa: E402
 
 
@@ -112,8 +115,9 @@ def _albu_pass(compose, images: np.ndarray) -> float:
     return len(images) / (time.perf_counter() - t0)
 
 
-def compare(entries, make_albu, A, images, batch: int, repeats: int) -> tuple[float, float]:
-    """(augcli, albumentations) median images/s; both libraries see the same array."""
+def compare(entries, make_albu, A, images, batch: int, repeats: int) -> tuple[float, float, float]:
+    """(augcli, albumentations, ratio): median images/s of each, and the median over repeats of
+    the ratio of back-to-back passes (load that comes and goes then hits both sides alike)."""
     pipe = Pipeline.from_config(entries, seed=0)
     compose = A.Compose(make_albu(images.shape[1], images.shape[2]), seed=0)
     keys = sample_keys(pipe.seed, hash_ids([str(i) for i in range(len(images))]), 1)
@@ -124,15 +128,15 @@ def compare(entries, make_albu, A, images, batch: int, repeats: int) -> tuple[fl
     for _ in range(repeats):
         ours.append(_augcli_pass(pipe, images, keys, batch))
         theirs.append(_albu_pass(compose, images))
-    return statistics.median(ours), statistics.median(theirs)
+    ratio = statistics.median(a / b for a, b in zip(ours, theirs))
+    return statistics.median(ours), statistics.median(theirs), ratio
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", help="case names (transforms, or 'basic' / 'imagenet' for the pipelines)")
     parser.add_argument("--repeats", type=int, default=5, help="passes per library and case (median reported)")
-    parser.add_argument("--small-batch", type=int, default=256, help="augcli batch size for the digits")
-    parser.add_argument("--photo-batch", type=int, default=8, help="augcli batch size for the photo crops")
+    parser.add_argument("--batch", type=int, help="augcli batch size (default: what augcli run picks per image size)")
     parser.add_argument("--backend", choices=backend.BACKENDS, help="augcli kernel backend (default: AUGCLI_BACKEND or opencv)")
     args = parser.parse_args()
     if args.backend:
@@ -143,25 +147,26 @@ def main() -> None:
 
     cv2.setNumThreads(1)
     d8 = digits()
-    datasets = {
-        "digits 8x8": (d8, args.small_batch),
-        "digits 32x32": (np.ascontiguousarray(d8.repeat(4, axis=1).repeat(4, axis=2)), args.small_batch),
-        "photos 256x256 RGB": (photo_crops(), args.photo_batch),
+    images = {
+        "digits 8x8": d8,
+        "digits 32x32": np.ascontiguousarray(d8.repeat(4, axis=1).repeat(4, axis=2)),
+        "photos 256x256 RGB": photo_crops(),
     }
+    datasets = {k: (v, args.batch or auto_batch_size(v.shape[1:])) for k, v in images.items()}
     cases = _cases(A, cv2)
     if args.only:
         cases = {k: v for k, v in cases.items() if k in args.only or k.split()[-1] in args.only}
     print(f"# augcli backend: {backend.active_backend()}; albumentations {A.__version__}, opencv {cv2.__version__}, "
           f"numpy {np.__version__}, python {platform.python_version()}, {platform.machine()}; one thread; "
-          f"median of {args.repeats}; augcli batch {args.small_batch} (digits) / {args.photo_batch} (photos)")
+          f"median of {args.repeats}; augcli batches " + ", ".join(f"{k}: {b}" for k, (_, b) in datasets.items()))
     print("| case | data | augcli img/s | albumentations img/s | augcli / albumentations |")
     print("|---|---|---:|---:|---:|")
     for name, (entries, make_albu, rgb_only) in cases.items():
         for label, (images, batch) in datasets.items():
             if rgb_only and images.shape[-1] != 3:
                 continue  # gray images: augcli passes colour ops through, a comparison would mean nothing
-            ours, theirs = compare(entries, make_albu, A, images, batch, args.repeats)
-            print(f"| {name} | {label} | {ours:,.0f} | {theirs:,.0f} | {ours / theirs:.2f}x |", flush=True)
+            ours, theirs, ratio = compare(entries, make_albu, A, images, batch, args.repeats)
+            print(f"| {name} | {label} | {ours:,.0f} | {theirs:,.0f} | {ratio:.2f}x |", flush=True)
 
 
 if __name__ == "__main__":

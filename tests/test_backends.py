@@ -7,6 +7,8 @@ on well under 1% of the pixels. Point operations (tables built from the NumPy ar
 are exact; blur and noise are rounded by OpenCV itself, again at most 1 grey level apart.
 """
 
+from contextlib import contextmanager
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -21,13 +23,26 @@ from augcli.transforms.functional import filters as Fl
 from augcli.transforms.functional import geometric as G
 from augcli.transforms.functional import noise as Nz
 
-pytest.importorskip("cv2")
+if backend._import_cv2() is None:
+    pytest.skip("the OpenCV backend needs opencv-python-headless >= 5", allow_module_level=True)
 load_all()
 BACKENDS = backend.BACKENDS
 
 
+@contextmanager
+def using(name):
+    """Run a block on backend ``name``, then put the previous one back."""
+    before = backend.active_backend()
+    backend.set_backend(name)
+    try:
+        yield
+    finally:
+        backend.set_backend(before)
+
+
 @pytest.fixture(autouse=True)
 def restore_backend():
+    """Tests here switch backends; the rest of the suite must see the one it started with."""
     before = backend.active_backend()
     yield
     backend.set_backend(before)
@@ -42,16 +57,16 @@ def crops(photo):
 @pytest.fixture(scope="module")
 def gray32(digits_images):
     """Digits at 32x32 (bilinear): gray images small enough for the stacked-tiles warp path."""
-    backend.set_backend("numpy")
-    return G.resize(digits_images[0][:12], (32, 32))
+    with using("numpy"):
+        return G.resize(digits_images[0][:12], (32, 32))
 
 
 def both(fn, *args):
     """``fn(*args)`` under each backend: {"numpy": ..., "opencv": ...}."""
     out = {}
     for name in BACKENDS:
-        backend.set_backend(name)
-        out[name] = fn(*args)
+        with using(name):
+            out[name] = fn(*args)
     return out
 
 
@@ -117,6 +132,8 @@ def test_flips_are_exact_on_both_backends(crops, gray32):
     for x in (crops, gray32):
         for name, res in both(G.hflip, x).items():
             assert np.array_equal(res, x[:, :, ::-1]), name
+        for name, res in both(G.vflip, x).items():
+            assert np.array_equal(res, x[:, ::-1]), name
 
 
 @pytest.mark.parametrize("name", BACKENDS)
@@ -126,7 +143,8 @@ def test_warps_are_batch_invariant_per_backend(name, crops, gray32):
         n, h, w, _ = x.shape
         m = _matrices(n, h, w, projective=False)
         whole = G.warp_homography(x, m, (h, w), "bilinear", "constant", 0)
-        parts = [G.warp_homography(x[a:b], m[a:b], (h, w), "bilinear", "constant", 0) for a, b in [(0, 1), (1, 3), (3, n)]]
+        cuts = [(0, 1), (1, 3), (3, n)]
+        parts = [G.warp_homography(x[a:b], m[a:b], (h, w), "bilinear", "constant", 0) for a, b in cuts]
         assert np.array_equal(whole, np.concatenate(parts))
 
 

@@ -1,10 +1,12 @@
 """Which kernels run: pure NumPy, or OpenCV's compiled ones where they are faster.
 
-``"opencv"`` (the default when ``cv2`` imports) runs geometric warps, blurs and per-sample lookup
-tables through opencv-python-headless, one C call per image; ``"numpy"`` runs everything in NumPy.
-The environment variable ``AUGCLI_BACKEND`` picks one at first use and ``set_backend`` changes it.
-Each backend is deterministic on its own (same bytes for any batch size); the two may differ by
-rounding (OpenCV interpolates in fixed point), see tests/test_backends.py for the bounds.
+``"opencv"`` (the default when OpenCV >= 5 imports) runs warps, flips, blurs, colour-space
+conversions, per-sample lookup tables and the float32 noise math through opencv-python-headless,
+one C call per image (small gray images share one call); ``"numpy"`` runs everything in NumPy.
+The environment variable ``AUGCLI_BACKEND`` picks one at first use and ``set_backend`` changes it;
+``active_backend`` says which runs. Each backend is deterministic on its own (the same bytes for
+any batch size or worker count); the two may differ by one grey level where OpenCV rounds in
+another order (tests/test_backends.py states the bounds), and are identical elsewhere.
 """
 
 from __future__ import annotations

@@ -6,9 +6,10 @@ that policies written with PIL-style magnitudes (AutoAugment, RandAugment) mean 
 Blends round to nearest where Pillow truncates, so they may differ from Pillow by one grey level.
 ``equalize`` also equalises images too small for Pillow's integer step (Pillow leaves them as is).
 Colour-only kernels return a copy of gray (C=1) images unchanged.
-Per-sample point operations (brightness, contrast, gamma, ...) run as 256-entry tables through
-cv2.LUT on large images with the OpenCV backend; the tables come from the very float32 arithmetic
-of the direct path, so both backends give the same bytes.
+With the OpenCV backend, large images take compiled paths: per-sample point operations
+(brightness, contrast, gamma, ...) become 256-entry tables for cv2.LUT, built by the very float32
+arithmetic of the direct path (so the bytes are the same), and hue, HSV saturation and luma blends
+go through OpenCV's float colour conversions (at most one grey level from the NumPy results).
 """
 
 from __future__ import annotations
@@ -58,15 +59,14 @@ def _point_op(images: np.ndarray, direct) -> np.ndarray:
 
     On the OpenCV backend large images instead get ``direct`` evaluated on the 256 grey levels (a
     (N, 1, 256, 1) ramp: the same arithmetic, so the same bytes) and mapped through cv2.LUT.
+    (Running small images in cache-sized groups of samples measured slower: more calls.)
     """
     n, h, w, c = images.shape
     cv2 = cv2_or_none()
-    if cv2 is None or n == 0 or h * w * c < _LUT_MIN_VALUES:
-        return direct(images)
-    ramp = np.broadcast_to(np.arange(256, dtype=np.uint8).reshape(1, 1, 256, 1), (n, 1, 256, 1))
-    return ocv.lut(cv2, images, direct(ramp).reshape(n, 256))
-
-
+    if cv2 is not None and n and h * w * c >= _LUT_MIN_VALUES:
+        ramp = np.broadcast_to(np.arange(256, dtype=np.uint8).reshape(1, 1, 256, 1), (n, 1, 256, 1))
+        return ocv.lut(cv2, images, direct(ramp).reshape(n, 256))
+    return direct(images)
 
 
 def _owned_to_uint8(x: np.ndarray) -> np.ndarray:
@@ -140,7 +140,8 @@ def channel_histograms(images: np.ndarray) -> np.ndarray:
 
 def enhance_brightness(images: np.ndarray, factor: np.ndarray) -> np.ndarray:
     """Blend with black (PIL ImageEnhance.Brightness): factor 0 is black, 1 the original, > 1 brighter."""
-    return _point_op(images, lambda x: _owned_to_uint8(np.multiply(x, _per_sample(factor), dtype=np.float32)))
+    f = _per_sample(factor)
+    return _point_op(images, lambda x: _owned_to_uint8(np.multiply(x, f, dtype=np.float32)))
 
 
 def gray_mean(images: np.ndarray) -> np.ndarray:

@@ -2,9 +2,10 @@
 
 Coordinates: x is the column, y the row, and pixel centres sit at integer coordinates ((0, 0) is
 the centre of the top-left pixel, the image spans [-0.5, W - 0.5]). Matrices are 3x3 homogeneous
-and act on column vectors (x, y, 1). With the NumPy backend every warp ends in one batched gather;
-with the OpenCV backend (see ``backend``) warps are cv2.warpAffine / warpPerspective / remap calls,
-one per image, with the same coordinates and border modes (bilinear in 1/32-pixel fixed point).
+and act on column vectors (x, y, 1). With the NumPy backend every warp ends in one batched gather.
+With the OpenCV backend (see ``backend``) bilinear warps are cv2.warpAffine / warpPerspective /
+remap calls with the same coordinates and border modes: one per image, or for small gray images
+one cv2.remap over a stack of them; nearest-neighbour sampling stays a NumPy gather.
 """
 
 from __future__ import annotations
@@ -174,7 +175,8 @@ def _remap_block(images, ys, xs, interpolation, border, fill, out) -> None:
     cv2 = None if nearest else cv2_or_none()
     if cv2 is not None:  # small images: one cv2.remap over the stacked (padded) sources
         lead = 1 if border == "constant" else 0
-        ocv.remap_tiles(cv2, src, lead, np.broadcast_to(ys, out.shape[:3]), np.broadcast_to(xs, out.shape[:3]), out)
+        shape = out.shape[:3]
+        ocv.remap_tiles(cv2, src, lead, np.broadcast_to(ys, shape), np.broadcast_to(xs, shape), out)
         return
     hp, wp, cs = src.shape[1:]
     base = (np.arange(n, dtype=np.intp) * (hp * wp) + offset).reshape(-1, 1, 1)

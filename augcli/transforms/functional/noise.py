@@ -62,7 +62,11 @@ def _field_op(images: np.ndarray, strength: np.ndarray, field: np.ndarray, multi
 
 
 def gaussian_noise(images: np.ndarray, std: np.ndarray, field: np.ndarray) -> np.ndarray:
-    """Add ``std * 255 * field``: ``std`` (N,) is a fraction of full scale, ``field`` standard normal."""
+    """Add ``std * 255 * field``: ``std`` (N,) is a fraction of full scale, ``field`` standard normal.
+
+    On the OpenCV backend large images are done by cv2.addWeighted, which rounds the same sum in its
+    own order (at most one grey level from the NumPy result, on rare pixels).
+    """
     strength = _column(std) * np.float32(255.0)
     cv2 = cv2_or_none()
     n, h, w, c = images.shape

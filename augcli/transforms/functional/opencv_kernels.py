@@ -228,7 +228,8 @@ def filter_2d(cv2, images: np.ndarray, kernels: np.ndarray) -> np.ndarray:
     """Correlate image i with the odd square float32 ``kernels[i]``; 'reflect' border, uint8 out."""
     out = np.empty_like(images)
     for i, src, dst in _each(images, out):
-        cv2.filter2D(src, -1, np.ascontiguousarray(kernels[i], dtype=np.float32), dst=dst, borderType=cv2.BORDER_REFLECT)
+        k = np.ascontiguousarray(kernels[i], dtype=np.float32)
+        cv2.filter2D(src, -1, k, dst=dst, borderType=cv2.BORDER_REFLECT)
     return out
 
 
