@@ -1,13 +1,14 @@
 """Noise transforms: configuration and parameter sampling; kernels live in functional.noise.
 
-Noise fields are drawn with a shape that depends only on the image shape and the config
-((H, W, C) or (H, W, 1)), so the draws never depend on pixel values.
+Noise fields are drawn from a per-sample key with a shape that depends only on the image shape and
+the config ((H, W, C) or (H, W, 1)), so the draws never depend on pixel values or on the batch.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from augcli.rng import Streams
 from augcli.schema import Bool, Float, Range
 from augcli.transforms.base import Transform
 from augcli.transforms.functional import noise as F
@@ -28,13 +29,13 @@ class _FieldNoise(Transform):
     kernel = None  # staticmethod(kernel(images, std, field))
 
     def sample_params(self, streams, shape):
-        return {
-            "std": streams.uniform(self.std[0], self.std[1]),
-            "field": streams.normal(shape=_field_shape(shape, self.per_channel), dtype=np.float32),
-        }
+        # only a per-sample key is drawn here; the field is built in apply for the samples that
+        # fire, so p < 1 saves the (dominant) cost of the noise itself and params stay small
+        return {"std": streams.uniform(self.std[0], self.std[1]), "field_key": streams.bits()}
 
     def apply(self, images, params):
-        return self.kernel(images, params["std"], params["field"])
+        field = Streams(params["field_key"]).normal(shape=_field_shape(images.shape, self.per_channel), dtype=np.float32)
+        return self.kernel(images, params["std"], field)
 
 
 @register("gaussian_noise")
