@@ -53,7 +53,8 @@ def load_dataset(strategy: Strategy, strict: bool = False, limit: int | None = N
     dataset = load_source(
         ds["source"], kind=ds["kind"], image_size=ds["image_size"],
         color_mode=None if ds["color_mode"] == "auto" else ds["color_mode"],
-        strict=strict, max_pixels=ds["max_pixels"], images_key=keys["images"], labels_key=keys["labels"],
+        strict=strict, max_pixels=ds["max_pixels"], follow_symlinks=ds["follow_symlinks"],
+        images_key=keys["images"], labels_key=keys["labels"],
         ids_key=keys["ids"], class_names_key=keys["class_names"],
     )
     limit = limit or ds["limit"]

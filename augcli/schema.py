@@ -17,7 +17,8 @@ _MISSING = object()
 
 
 def _show(value: Any) -> str:
-    return repr(value) if isinstance(value, str) else str(value)
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 100 else text[:96] + " ..."  # a huge value must not flood the one-line error
 
 
 def _yaml_text(value: Any) -> str:
@@ -44,7 +45,11 @@ def did_you_mean(name: str, choices: Sequence[str]) -> str:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    # an integer beyond float range (YAML reads any number of digits) is not a usable number
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) <= _FLOAT_MAX
+
+
+_FLOAT_MAX = 1.7976931348623157e308
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import numpy as np
 
 from augcli.datasets.base import Dataset
 from augcli.engine import augment_dataset, plan
-from augcli.io.writers import encode_png, manifest_line, pixel_sha256, png_relpath, write_npz
+from augcli.io.writers import encode_png, manifest_line, pixel_sha256, png_relpath, png_stem, unique_names, write_npz
 
 FORMATS = ("npz", "png", "tar")
 
@@ -81,7 +81,7 @@ def run_shard(spec: ShardSpec, source, pipeline, fmt: str, folder: Path, batch_s
     names = source.class_names
     hard = out.classes
     result.counts = {c: int(n) for c, n in zip(names, np.bincount(hard, minlength=len(names)))}
-    locations = WRITERS[fmt](folder, spec, out, names, result.files)
+    locations = WRITERS[fmt](folder, spec, out, source, result.files)
     sha = pixel_sha256(out.images)
     for i in range(len(out)):
         record = {"file": locations[i], "split": spec.split, "source": str(out.ids[i]), "class": names[hard[i]],
@@ -97,8 +97,8 @@ def _file_sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _write_npz(folder: Path, spec: ShardSpec, out, names, files: dict) -> list[str]:
-    name = f"{spec.name}.npz"
+def _write_npz(folder: Path, spec: ShardSpec, out, source, files: dict) -> list[str]:
+    name, names = f"{spec.name}.npz", source.class_names
     write_npz(folder / name, {
         "images": out.images, "labels": out.labels, "ids": out.ids.astype(str),
         "source_index": spec.rows[out.source_index], "copy_index": out.copy_index,
@@ -108,8 +108,26 @@ def _write_npz(folder: Path, spec: ShardSpec, out, names, files: dict) -> list[s
     return [f"{name}#{i}" for i in range(len(out))]
 
 
-def _write_png(folder: Path, spec: ShardSpec, out, names, files: dict) -> list[str]:
-    locations = [png_relpath(spec.split, names[c], i, k) for c, i, k in zip(out.classes, out.ids, out.copy_index)]
+def png_names(source) -> tuple[list, list]:
+    """(folder per class, file stem per source row), one-to-one, computed once per source.
+
+    Two ids whose safe forms clash (``x.png`` and ``x.jpg``, names in other scripts, very long names)
+    would otherwise write to the same file; computed over the whole source so every shard agrees.
+    """
+    cached = getattr(source, "_png_names", None)
+    if cached is None:
+        names = source.class_names
+        hard = source.labels if source.labels.ndim == 1 else source.labels.argmax(axis=1)
+        stems = unique_names([png_stem(i, names[c]) for i, c in zip(source.ids, hard)], list(source.ids), list(hard))
+        cached = (unique_names(names), stems)
+        source._png_names = cached
+    return cached
+
+
+def _write_png(folder: Path, spec: ShardSpec, out, source, files: dict) -> list[str]:
+    dirs, stems = png_names(source)
+    rows = spec.rows[out.source_index]
+    locations = [png_relpath(spec.split, dirs[c], stems[r], k) for c, r, k in zip(out.classes, rows, out.copy_index)]
     for rel, image in zip(locations, out.images):
         data = encode_png(image)
         path = folder / rel
@@ -119,9 +137,9 @@ def _write_png(folder: Path, spec: ShardSpec, out, names, files: dict) -> list[s
     return locations
 
 
-def _write_tar(folder: Path, spec: ShardSpec, out, names, files: dict) -> list[str]:
+def _write_tar(folder: Path, spec: ShardSpec, out, source, files: dict) -> list[str]:
     """A WebDataset shard: ``<key>.png`` + ``<key>.cls`` + ``<key>.json`` per sample, reproducible bytes."""
-    name = f"{spec.name}.tar"
+    name, names = f"{spec.name}.tar", source.class_names
     keys = [f"{spec.name}_{i:06d}" for i in range(len(out))]
     with tarfile.open(folder / name, "w", format=tarfile.USTAR_FORMAT) as tar:
         for i, key in enumerate(keys):

@@ -17,7 +17,7 @@ import numpy as np
 
 from augcli.datasets import Dataset, load_source
 from augcli.datasets.convert import resize_images, rgb_to_gray
-from augcli.datasets.folder import DEFAULT_MAX_PIXELS, decode_files, list_folder
+from augcli.datasets.folder import DEFAULT_MAX_PIXELS, decode_files, list_folder, listing_skips
 from augcli.errors import DataError
 
 THUMB = 32           # thumbnail side for cleaning folder sources
@@ -98,13 +98,15 @@ def _thumbnails(images: np.ndarray) -> np.ndarray:
     return small if small.shape[-1] == 1 else rgb_to_gray(small)
 
 
-def scan_folder(root, image_size, color_mode, strict: bool, max_pixels: int, extensions=None, limit=None):
+def scan_folder(root, image_size, color_mode, strict: bool, max_pixels: int, extensions=None, limit=None,
+                follow_symlinks: bool = False):
     """One decoding pass over a folder: (FolderSource, clean view of thumbnails, exact keys)."""
-    listing = list_folder(root, extensions)
+    listing = list_folder(root, extensions, follow_symlinks)
     files = listing.files[:limit] if limit else listing.files
     color_mode = color_mode or "rgb"
     size = image_size
-    thumbs, keys, kept_files, skipped, warned = [], [], [], [], []
+    thumbs, keys, kept_files, warned = [], [], [], []
+    skipped = listing_skips(listing, strict)
     for lo in range(0, len(files), SCAN_CHUNK):
         chunk = files[lo:lo + SCAN_CHUNK]
         images, kept, chunk_skipped, chunk_warned, size = decode_files(chunk, size, color_mode, max_pixels, strict)
@@ -135,7 +137,8 @@ def open_source(strategy, strict: bool = False, limit: int | None = None):
         kind = source_kind(ds["source"])
     if kind == "folder":
         source, view, keys_ = scan_folder(ds["source"], ds["image_size"], color_mode, strict,
-                                          ds["max_pixels"] or DEFAULT_MAX_PIXELS, limit=limit)
+                                          ds["max_pixels"] or DEFAULT_MAX_PIXELS, limit=limit,
+                                          follow_symlinks=ds["follow_symlinks"])
         return source, view, keys_
     data = load_source(ds["source"], kind=kind, image_size=ds["image_size"], color_mode=color_mode, strict=strict,
                        max_pixels=ds["max_pixels"], images_key=keys["images"], labels_key=keys["labels"],

@@ -57,6 +57,7 @@ SCHEMA: dict[str, Param] = {
         "color_mode": Choice("auto", ("auto", "gray", "rgb"), doc="channels of the loaded images (auto: digits gray, folders rgb, npz as stored)"),
         "limit": Int(None, 1, nullable=True, doc="use only the first N samples (quick trials)"),
         "max_pixels": Int(89_478_485, 1, doc="images with more pixels are skipped as too_large (decompression-bomb guard)"),
+        "follow_symlinks": Bool(False, doc="read symbolic links that lead outside the source folder"),
         "npz_keys": Mapping(doc="array names inside an .npz source", fields={
             "images": Text("images", doc="images array (N,H,W[,C])"),
             "labels": Text("labels", doc="labels array (N,) or (N,K)"),
@@ -144,9 +145,14 @@ class _Loader(yaml.SafeLoader):
 
 
 def _compose(text: str, filename: str):
-    loader = _Loader(text)
     try:
+        loader = _Loader(text)  # the reader rejects control characters here, before any parsing
         return loader, loader.get_single_node()
+    except yaml.reader.ReaderError as err:
+        line = text.count("\n", 0, max(err.position, 0)) + 1
+        raise StrategyError(f"{filename}:{line}: invalid YAML: unacceptable character #x{err.character:04x}") from None
+    except RecursionError:  # the composer recurses once per nesting level
+        raise StrategyError(f"{filename}:1: invalid YAML: nested more than {MAX_DEPTH} levels deep") from None
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line = mark.line + 1 if mark else 1
@@ -159,14 +165,28 @@ def _compose(text: str, filename: str):
 _SAFE_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 
 
+# A strategy is a few hundred nodes; aliases can make a small file expand exponentially
+# ("billion laughs") or into itself, so expansion is capped in size and depth.
+MAX_NODES = 100_000
+MAX_DEPTH = 64
+
+
 def _to_python(loader, node, path: tuple, lines: dict, filename: str):
     """Build plain Python values from the node tree, recording the line of every path."""
     lines.setdefault(path, node.start_mark.line + 1)
+    if len(path) > MAX_DEPTH or len(lines) > MAX_NODES:
+        what = f"nested more than {MAX_DEPTH} levels deep" if len(path) > MAX_DEPTH else f"more than {MAX_NODES} values"
+        raise StrategyError(f"{filename}:{node.start_mark.line + 1}: invalid YAML: {what} (a recursive or "
+                            f"exponentially repeated alias?)")
     if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _SAFE_TAGS:
         raise StrategyError(f"{filename}:{node.start_mark.line + 1}: {format_path(path) or '<top>'}: "
                             f"unsupported YAML tag {node.tag!r}")
     if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)  # resolves YAML merge keys (<<)
+        try:
+            loader.flatten_mapping(node)  # resolves YAML merge keys (<<)
+        except yaml.MarkedYAMLError as err:
+            mark = err.problem_mark or node.start_mark
+            raise StrategyError(f"{filename}:{mark.line + 1}: {format_path(path) or '<top>'}: {err.problem}") from None
         out = {}
         for key_node, value_node in node.value:
             key = _scalar(loader, key_node, path, filename)
@@ -190,6 +210,9 @@ def _scalar(loader, node, path, filename):
     except yaml.constructor.ConstructorError as err:
         line = node.start_mark.line + 1
         raise StrategyError(f"{filename}:{line}: {format_path(path) or '<top>'}: {err.problem}") from None
+    except ValueError as err:  # e.g. an integer of more than 4300 digits
+        line = node.start_mark.line + 1
+        raise StrategyError(f"{filename}:{line}: {format_path(path) or '<top>'}: cannot read the value ({str(err).split(';')[0]})") from None
 
 
 def parse_yaml(text: str, filename: str) -> tuple[Any, dict]:
@@ -228,7 +251,7 @@ def parse_override(expr: str) -> tuple[tuple, Any]:
         raise UsageError(f"--set {expr}: empty path")
     try:
         value = yaml.load(right, Loader=_Loader) if right.strip() else None
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError, RecursionError):
         raise UsageError(f"--set {expr}: the value is not valid YAML") from None
     return tuple(parts), value
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import signal
@@ -67,12 +68,13 @@ def make_folder(folder: Path, n: int) -> None:
 def run(cmd: list[str], kill_after: float | None = None) -> tuple[int, float, float, str]:
     """(exit code, seconds, peak RSS in MB, stdout) of one timed run."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(["/usr/bin/time", "-v", *cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(["/usr/bin/time", "-v", *cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     if kill_after is not None:
         try:
             proc.wait(timeout=kill_after)
         except subprocess.TimeoutExpired:
-            subprocess.run(["pkill", "-KILL", "-f", "augcli run .*bench-strategy"], check=False)
+            os.killpg(proc.pid, signal.SIGKILL)  # the whole group: time and the augcli process under it
     out, err = proc.communicate()
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", err)
     return proc.returncode, time.perf_counter() - t0, int(rss.group(1)) / 1024 if rss else float("nan"), out

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from augcli.datasets.base import Dataset
+from augcli.errors import DataError
 from augcli.schema import Choice, Float, Int, Mapping
 
 _ACTION = ("drop", "flag", "off")
@@ -47,6 +48,9 @@ def _apply(dataset: Dataset, records: list[dict], action: str, all_records: list
         return dataset
     drop = {rec["id"] for rec in records}
     keep = ~np.isin(dataset.ids, list(drop))
+    if not keep.any():  # later stages cannot work on nothing; say why instead of failing obscurely
+        raise DataError(f"{dataset.source or 'dataset'}: cleaning dropped every sample ({len(records)} found as "
+                        f"{records[0]['reason']}); set that check's action to flag or off")
     kept = dataset.subset(np.flatnonzero(keep))
     kept.skipped = dataset.skipped
     return kept

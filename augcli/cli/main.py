@@ -46,8 +46,13 @@ class AugcliGroup(click.Group):
             traceback.print_exc(file=sys.stderr)
         elif message.startswith("internal error"):
             message += " (run with --verbose for the traceback)"
-        click.echo(f"augcli: error: {message}", err=True)
+        click.echo(f"augcli: error: {_one_line(message)}", err=True)
         ctx.exit(code)
+
+
+def _one_line(message: str) -> str:
+    """Control characters (a newline in a crafted key or file name) shown escaped: errors stay one line."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in message)
 
 
 @click.group(cls=AugcliGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -57,7 +62,7 @@ def cli():
 
 
 def _register():
-    from augcli.cli import evaluate, inspect, preview, run, transforms, validate
+    from augcli.cli import evaluate, inspect, preview, run, search, transforms, validate
 
     cli.add_command(run.run)
     cli.add_command(preview.preview)
@@ -65,6 +70,7 @@ def _register():
     cli.add_command(transforms.transforms)
     cli.add_command(inspect.inspect)
     cli.add_command(evaluate.evaluate)
+    cli.add_command(search.search)
 
 
 _register()

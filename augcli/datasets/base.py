@@ -53,9 +53,7 @@ class Dataset:
         return Dataset(self.images[index], self.labels[index], self.ids[index], self.class_names, self.source, [])
 
     def class_counts(self) -> dict[str, int]:
-        """Samples per class name (hard labels: counts; soft labels: summed mass)."""
-        if self.labels.ndim == 2:
-            totals = self.labels.sum(axis=0)
-        else:
-            totals = np.bincount(self.labels, minlength=len(self.class_names))
-        return {name: (int(v) if self.labels.ndim == 1 else float(v)) for name, v in zip(self.class_names, totals)}
+        """Samples per class name (soft labels count for their most likely class)."""
+        hard = self.labels.argmax(axis=1) if self.labels.ndim == 2 else self.labels
+        totals = np.bincount(hard, minlength=len(self.class_names))
+        return {name: int(v) for name, v in zip(self.class_names, totals)}

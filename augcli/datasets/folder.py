@@ -5,6 +5,8 @@ a label is the class's position in that order. Files are taken in sorted order o
 relative to ``root`` (which is also their id), so the result never depends on the OS listing order.
 Hidden files and folders (name starting with ".") and files without an image extension are ignored;
 symlinked files are read, symlinked folders below a class folder are not followed (no loops).
+A symbolic link (file or class folder) that resolves outside ``root`` is skipped with reason
+"outside_root" unless ``follow_symlinks`` is set, so a crafted tree cannot make augcli read elsewhere.
 
 Pixel conventions (every image ends as 8-bit "L" or "RGB", then ``color_mode``):
 - EXIF orientation is applied first, so pixels come out the way viewers show them.
@@ -22,7 +24,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +58,7 @@ def load_folder(
     strict: bool = False,
     extensions=None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    follow_symlinks: bool = False,
 ) -> Dataset:
     """Load ``root/<class>/...`` images as uint8 (N, h, w, C), C = 1 ("gray") or 3 ("rgb").
 
@@ -63,14 +66,17 @@ def load_folder(
     image in sorted order is used for all. ``extensions`` (e.g. [".png", "jpg"]) replaces the default
     image extensions (case-insensitive). Files that fail to load are listed in ``skipped`` with a
     reason: "empty", "truncated", "undecodable", "too_large" (more than ``max_pixels`` pixels, or
-    over Pillow's own Image.MAX_IMAGE_PIXELS bomb guard) or "unreadable" (OS error); with
+    over Pillow's own Image.MAX_IMAGE_PIXELS bomb guard), "unreadable" (OS error) or "outside_root"
+    (a symbolic link leading out of ``root``, read only with ``follow_symlinks=True``); with
     ``strict=True`` the first such file raises DataError instead. Input files are only read.
     """
     color_mode = check_color_mode(color_mode)
-    listing = list_folder(root, extensions)
+    listing = list_folder(root, extensions, follow_symlinks)
+    outside = listing_skips(listing, strict)
     images, kept, skipped, warned, _ = decode_files(
         listing.files, check_image_size(image_size), color_mode, max_pixels, strict
     )
+    skipped = outside + skipped
     if not len(kept):
         what = f"no readable images ({len(skipped)} skipped)" if listing.files else "no image files"
         raise DataError(f"{listing.root}: {what} in its class sub-folders; expected images with extensions {', '.join(listing.exts)}")
@@ -93,18 +99,48 @@ class FolderListing:
     class_names: list
     files: list
     exts: tuple
+    skipped: list = field(default_factory=list)  # symbolic links leading outside the root
 
 
-def list_folder(root, extensions=None) -> FolderListing:
-    """List ``root/<class>/**`` image files without decoding them (sorted by relative POSIX path)."""
+def list_folder(root, extensions=None, follow_symlinks: bool = False) -> FolderListing:
+    """List ``root/<class>/**`` image files without decoding them (sorted by relative POSIX path).
+
+    Symbolic links that resolve outside ``root`` go to ``skipped`` ("outside_root") unless
+    ``follow_symlinks``; a class folder skipped that way keeps its label but lists no files.
+    """
     exts = _normalise_extensions(extensions)
     root = Path(root)
     class_names = _class_folders(root)
-    files = []
+    real_root = root.resolve()
+    files, outside = [], []
+    hint = "; set dataset.follow_symlinks: true to read it"
     for label, name in enumerate(class_names):
-        files.extend((rel, path, label) for rel, path in _image_files(root, root / name, exts))
+        if not follow_symlinks and not _inside(root / name, real_root):
+            outside.append(Skipped(f"{name}/", "outside_root", f"class folder links outside the input root{hint}"))
+            continue
+        for rel, path in _image_files(root, root / name, exts):
+            if not follow_symlinks and path.is_symlink() and not _inside(path, real_root):
+                outside.append(Skipped(rel, "outside_root", f"symbolic link to a file outside the input root{hint}"))
+            else:
+                files.append((rel, path, label))
     files.sort(key=lambda item: item[0])
-    return FolderListing(root, class_names, files, exts)
+    return FolderListing(root, class_names, files, exts, outside)
+
+
+def listing_skips(listing: FolderListing, strict: bool) -> list:
+    """The listing's skipped entries; with ``strict`` the first one is fatal (DataError, exit 1)."""
+    if strict and listing.skipped:
+        first = listing.skipped[0]
+        raise DataError(f"{listing.root / first.id}: {first.reason}: {first.detail}")
+    return list(listing.skipped)
+
+
+def _inside(path: Path, real_root: Path) -> bool:
+    """Whether ``path`` (all links followed, even dangling ones) lies within ``real_root``."""
+    try:
+        return path.resolve().is_relative_to(real_root)
+    except (OSError, RuntimeError):  # a link loop: reading it fails too and reports it as "unreadable"
+        return True
 
 
 def decode_files(files: list, size, color_mode: str, max_pixels: int = DEFAULT_MAX_PIXELS, strict: bool = False):
@@ -161,12 +197,19 @@ def _class_folders(root: Path) -> list:
         raise DataError(f"{root}: not a folder; expected a folder with one sub-folder per class")
     try:
         with os.scandir(root) as entries:
-            names = [e.name for e in entries if not e.name.startswith(".") and e.is_dir()]
+            names = [e.name for e in entries if not e.name.startswith(".") and _is_dir(e)]
     except OSError as exc:
         raise DataError(f"{root}: cannot list folder: {exc.strerror or exc}") from None
     if not names:
         raise DataError(f"{root}: no class sub-folders; expected one sub-folder per class holding its images")
     return sorted(names)
+
+
+def _is_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()  # follows links, so a linked class folder counts
+    except OSError:  # a symbolic-link loop is not a folder
+        return False
 
 
 def _image_files(root: Path, class_dir: Path, exts: tuple) -> list:
@@ -185,7 +228,7 @@ def _image_files(root: Path, class_dir: Path, exts: tuple) -> list:
                 continue
             if entry.is_dir(follow_symlinks=False):
                 pending.append(Path(entry.path))
-            elif os.path.splitext(entry.name)[1].lower() in exts and (entry.is_file() or entry.is_symlink()):
+            elif os.path.splitext(entry.name)[1].lower() in exts and (entry.is_symlink() or entry.is_file()):
                 # Broken symlinks are kept so they are reported as "unreadable" rather than vanish.
                 path = Path(entry.path)
                 found.append((path.relative_to(root).as_posix(), path))

@@ -33,7 +33,8 @@ def load_npz(
     lie in 0..255, floats by one rule for the whole array: all values in [0, 1] -> times 255,
     otherwise values must lie in [0, 255]; then rounded. NaN/Inf raise DataError naming the key.
     Labels: integer (N,) >= 0 (int64), or soft (N, K) non-negative floats kept as float32.
-    Ids default to "0".."N-1"; class names default to "0".."K-1". Other keys augcli writes
+    Ids default to "0".."N-1" (a repeated id keeps its first sample; later ones are skipped as
+    "duplicate_id"); class names default to "0".."K-1". Other keys augcli writes
     (source_index, copy_index) are ignored. ``color_mode`` None keeps the stored channels, "gray" /
     "rgb" converts; ``image_size`` (h, w), if given, resizes with Pillow's bilinear filter.
     """
@@ -56,6 +57,8 @@ def load_npz(
         n = raw_images.shape[0] if raw_images.ndim else 0
         ids = _unique_copy_ids(_ids(path, archive, ids_key, present, n), archive, present)
         raw_images, raw_labels, ids, skipped = _drop_non_finite(path, raw_images, raw_labels, ids)
+        raw_images, raw_labels, ids, repeated = _drop_repeated_ids(raw_images, raw_labels, ids)
+        skipped += repeated
         images = _images(path, raw_images, images_key)
         labels = _labels(path, raw_labels, labels_key, images.shape[0])
         class_names = _class_names(path, archive, class_names_key, present, labels)
@@ -78,6 +81,20 @@ def _drop_non_finite(path: Path, images: np.ndarray, labels: np.ndarray, ids: np
     skipped = [Skipped(str(i), "non_finite", "NaN or Inf in the pixels or the label") for i in ids[bad]]
     keep = ~bad
     return images[keep], labels[keep] if labels.shape[:1] == bad.shape else labels, ids[keep], skipped
+
+
+def _drop_repeated_ids(images: np.ndarray, labels: np.ndarray, ids: np.ndarray):
+    """A repeated id keeps its first sample; later ones are skipped as "duplicate_id" (an id is a
+    sample's identity: its random stream, its output file name and its manifest record)."""
+    if not ids.size or images.ndim == 0 or labels.shape[:1] != ids.shape:
+        return images, labels, ids, []
+    _, first = np.unique(ids, return_index=True)
+    keep = np.zeros(len(ids), dtype=bool)
+    keep[first] = True
+    if keep.all():
+        return images, labels, ids, []
+    skipped = [Skipped(str(i), "duplicate_id", "an earlier sample has the same id") for i in ids[~keep]]
+    return images[keep], labels[keep], ids[keep], skipped
 
 
 def _one_line(exc: BaseException) -> str:

@@ -11,6 +11,7 @@ import io
 import json
 import re
 import zipfile
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -30,23 +31,45 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
                 np.lib.format.write_array(fh, np.ascontiguousarray(array), allow_pickle=False)
 
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
+# Letters and digits of any script, '.', ' ', '-'; never a separator, a control character or '~'
+# (which only the disambiguating suffix of ``unique_names`` uses).
+_UNSAFE = re.compile(r"[^\w. -]+")
+_MAX_NAME_BYTES = 120  # well inside the 255-byte limit of common file systems, suffixes included
 
 
 def safe_name(name: str) -> str:
-    """A single path component: separators and odd characters become '_', no leading dots."""
+    """A single path component: separators and odd characters become '_', no leading dots, at most
+    120 UTF-8 bytes (cut at a character boundary)."""
     cleaned = _UNSAFE.sub("_", str(name)).strip(" .")
+    cleaned = cleaned.encode("utf-8")[:_MAX_NAME_BYTES].decode("utf-8", "ignore").rstrip(" .")
     return cleaned or "_"
 
 
-def png_relpath(split: str, class_name: str, sample_id: str, copy: int) -> str:
-    """``<split>/<class>/<source-stem>__<copy>.png``; the stem keeps sub-folders as '_' so it is unique."""
+def unique_names(names, keys=None, groups=None) -> list[str]:
+    """``safe_name`` of each name, one-to-one within each group: names whose safe forms clash
+    (ignoring case, for case-insensitive file systems) all get ``~`` and 16 hex digits of the sha256
+    of their key (default: the name). ``keys`` must be distinct within a group."""
+    keys = names if keys is None else keys
+    groups = [0] * len(names) if groups is None else groups
+    safe = [safe_name(n) for n in names]
+    taken = Counter((g, s.casefold()) for g, s in zip(groups, safe))
+    return [s if taken[(g, s.casefold())] == 1 else f"{s}~{hashlib.sha256(str(k).encode()).hexdigest()[:16]}"
+            for s, k, g in zip(safe, keys, groups)]
+
+
+def png_stem(sample_id: str, class_name: str) -> str:
+    """The file stem of a sample id: without its class folder and extension, sub-folders as '_'."""
     stem = str(sample_id)
     prefix = f"{class_name}/"
     if stem.startswith(prefix):
         stem = stem[len(prefix):]
     stem = stem.rsplit(".", 1)[0] if "." in stem.rsplit("/", 1)[-1] else stem
-    return f"{safe_name(split)}/{safe_name(class_name)}/{safe_name(stem.replace('/', '_'))}__{copy}.png"
+    return stem.replace("/", "_")
+
+
+def png_relpath(split: str, class_dir: str, stem: str, copy: int) -> str:
+    """``<split>/<class>/<source-stem>__<copy>.png`` from names already made safe by ``unique_names``."""
+    return f"{safe_name(split)}/{class_dir}/{stem}__{copy}.png"
 
 
 def encode_png(image: np.ndarray) -> bytes:

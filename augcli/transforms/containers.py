@@ -43,7 +43,7 @@ class Container(Transform):
 
     def check(self) -> None:
         super().check()
-        if any(t.changes_shape for t in self.transforms) and type(self) is not Sequence:
+        if any(t.changes_shape for t in self.transforms) and not isinstance(self, Sequence):  # the root too
             raise SchemaError(("transforms",), f"{self.name} cannot hold size-changing transforms")
         if not self.allows_mixing and any(getattr(t, "uses_labels", False) for t in self.transforms):
             raise SchemaError(("transforms",), "mixup/cutmix mix labels: put them at the top level of augment.pipeline")
