@@ -84,3 +84,16 @@ def test_readme_strategy_example_is_valid(tmp_path):
     assert res.exit_code == 0, res.output
     res = invoke("run", tmp_path / "readme.yaml", "--out", tmp_path / "o", "--limit", 200, "-q")
     assert res.exit_code == 0, res.output
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["run"], "Missing argument 'STRATEGY'"),
+    (["run", "x.yaml", "--bogus"], "--bogus"),
+    (["run", "x.yaml", "--workers", "zero"], "'zero' is not a valid integer"),
+    (["frobnicate"], "No such command 'frobnicate'"),
+])
+def test_usage_errors_are_one_line_exit_2(args, fragment):
+    res = invoke(*args)
+    assert res.exit_code == 2
+    line = res.output.strip()
+    assert line.startswith("augcli: error: ") and fragment in line and "\n" not in line

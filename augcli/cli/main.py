@@ -22,6 +22,23 @@ def _on_sigterm(signum, frame):
 
 
 class AugcliGroup(click.Group):
+    def main(self, *args, **kwargs):
+        """Click's usage errors as one line too (Click prints usage, hint and error on three)."""
+        kwargs["standalone_mode"] = False
+        try:
+            code = super().main(*args, **kwargs)
+        except click.UsageError as err:
+            where = f" (see '{err.ctx.command_path} --help')" if err.ctx else ""
+            click.echo(f"augcli: error: {_one_line(err.format_message())}{where}", err=True)
+            sys.exit(err.exit_code)
+        except click.ClickException as err:
+            click.echo(f"augcli: error: {_one_line(err.format_message())}", err=True)
+            sys.exit(err.exit_code)
+        except click.Abort:
+            click.echo("augcli: aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
@@ -62,7 +79,7 @@ def cli():
 
 
 def _register():
-    from augcli.cli import evaluate, inspect, preview, run, search, transforms, validate
+    from augcli.cli import evaluate, inspect, preview, run, transforms, validate
 
     cli.add_command(run.run)
     cli.add_command(preview.preview)
@@ -70,7 +87,6 @@ def _register():
     cli.add_command(transforms.transforms)
     cli.add_command(inspect.inspect)
     cli.add_command(evaluate.evaluate)
-    cli.add_command(search.search)
 
 
 _register()
