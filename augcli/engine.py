@@ -84,6 +84,10 @@ _JOB: dict = {}
 
 
 def _run_chunk(bounds: tuple[int, int]):
+    from augcli.executors import _single_threaded_kernels
+
+    if _JOB.get("forked"):
+        _single_threaded_kernels()
     job = _JOB
     lo, hi = bounds
     src, copy = job["source"][lo:hi], job["copy"][lo:hi]
@@ -183,6 +187,7 @@ def _map(chunks, workers: int):
     import multiprocessing
 
     ctx = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+    _JOB["forked"] = True
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
     return _ordered(pool, chunks)
 

@@ -22,7 +22,17 @@ DASK_HINT = 'the dask engine needs the optional extra: pip install "augcli[dask]
 _JOB: dict = {}
 
 
+def _single_threaded_kernels() -> None:
+    """One OpenCV thread per worker process: the workers already fill the cores."""
+    from augcli.transforms.functional.backend import cv2_or_none
+
+    cv2 = cv2_or_none()
+    if cv2 is not None:
+        cv2.setNumThreads(1)
+
+
 def _run_forked(spec: ShardSpec) -> ShardResult:
+    _single_threaded_kernels()
     j = _JOB
     return run_shard(spec, j["source"], j["pipeline"], j["fmt"], j["folder"], j["batch_size"], 1)
 
