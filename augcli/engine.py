@@ -7,8 +7,6 @@ nor the number of workers can change a single output byte.
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -78,17 +76,11 @@ def balance_copies(labels: np.ndarray, num_classes: int, copies: int, keep_origi
     return copies + per_source
 
 
-# Worker processes read the job from this module global (inherited by fork), so the dataset is not
-# pickled once per chunk.
-_JOB: dict = {}
+def _run_chunk(bounds: tuple[int, int], job: dict | None = None):
+    """Augment work items [lo, hi) of the job (the worker's ``workers.JOB`` when run in a pool)."""
+    from augcli import workers
 
-
-def _run_chunk(bounds: tuple[int, int]):
-    from augcli.executors import _single_threaded_kernels
-
-    if _JOB.get("forked"):
-        _single_threaded_kernels()
-    job = _JOB
+    job = job if job is not None else workers.JOB
     lo, hi = bounds
     src, copy = job["source"][lo:hi], job["copy"][lo:hi]
     images = job["images"][src]
@@ -157,20 +149,23 @@ def augment_dataset(
     ops: list = []
     fired: dict = {}
     suppressed: dict = {}
-    _JOB.update(images=dataset.images, labels=labels, pool=pool, source=source, copy=copy, pipeline=pipeline,
-                id_hashes=hash_ids(list(dataset.ids)))
+    job = dict(images=dataset.images, labels=labels, pool=pool, source=source, copy=copy, pipeline=pipeline,
+               id_hashes=hash_ids(list(dataset.ids)))
     chunks = [(lo, min(lo + batch_size, len(source))) for lo in range(0, len(source), batch_size)]
-    try:
-        for (lo, hi), (chunk, chunk_labels, chunk_ops, chunk_fired, chunk_supp) in zip(chunks, _map(chunks, workers)):
-            images[lo:hi] = chunk
-            out_labels[lo:hi] = chunk_labels
-            ops.extend(chunk_ops)
-            _add_counts(fired, chunk_fired)
-            _add_counts(suppressed, chunk_supp)
-            if progress:
-                progress(hi - lo)
-    finally:
-        _JOB.clear()
+    if workers > 1 and len(chunks) > 1:
+        from augcli.workers import ordered_map
+
+        results = ordered_map(_run_chunk, chunks, job, workers)
+    else:
+        results = (_run_chunk(c, job) for c in chunks)
+    for (lo, hi), (chunk, chunk_labels, chunk_ops, chunk_fired, chunk_supp) in zip(chunks, results):
+        images[lo:hi] = chunk
+        out_labels[lo:hi] = chunk_labels
+        ops.extend(chunk_ops)
+        _add_counts(fired, chunk_fired)
+        _add_counts(suppressed, chunk_supp)
+        if progress:
+            progress(hi - lo)
     hard = dataset.labels if dataset.labels.ndim == 1 else dataset.labels.argmax(axis=1)
     return Augmented(images, out_labels, dataset.ids[source], source, copy, ops, fired, suppressed, hard[source])
 
@@ -178,20 +173,3 @@ def augment_dataset(
 def _add_counts(total: dict, part: dict) -> None:
     for name, n in part.items():
         total[name] = total.get(name, 0) + n
-
-
-def _map(chunks, workers: int):
-    if workers <= 1 or len(chunks) <= 1:
-        return map(_run_chunk, chunks)
-    # fork shares the read-only job with the workers; results come back in chunk order.
-    import multiprocessing
-
-    ctx = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
-    _JOB["forked"] = True
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
-    return _ordered(pool, chunks)
-
-
-def _ordered(pool: ProcessPoolExecutor, chunks):
-    with pool:
-        yield from pool.map(_run_chunk, chunks)

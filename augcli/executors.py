@@ -1,4 +1,4 @@
-"""Run shard jobs: in this process, in forked worker processes, or on a Dask cluster.
+"""Run shard jobs: in this process, in worker processes, or on a Dask cluster.
 
 Every executor runs the same pure ``shards.run_shard`` and hands results back in shard order, so
 the output bytes do not depend on which one ran or how many workers it had.
@@ -6,9 +6,6 @@ the output bytes do not depend on which one ran or how many workers it had.
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -18,22 +15,11 @@ from augcli.shards import ProgressLog, ShardResult, ShardSpec, run_shard
 ENGINES = ("local", "dask")
 DASK_HINT = 'the dask engine needs the optional extra: pip install "augcli[dask]"'
 
-# forked workers read the job from here (inherited memory), so the source is not pickled per shard
-_JOB: dict = {}
 
+def _run_in_worker(spec: ShardSpec) -> ShardResult:
+    from augcli import workers
 
-def _single_threaded_kernels() -> None:
-    """One OpenCV thread per worker process: the workers already fill the cores."""
-    from augcli.transforms.functional.backend import cv2_or_none
-
-    cv2 = cv2_or_none()
-    if cv2 is not None:
-        cv2.setNumThreads(1)
-
-
-def _run_forked(spec: ShardSpec) -> ShardResult:
-    _single_threaded_kernels()
-    j = _JOB
+    j = workers.JOB
     return run_shard(spec, j["source"], j["pipeline"], j["fmt"], j["folder"], j["batch_size"], 1)
 
 
@@ -61,13 +47,10 @@ def execute(specs: list[ShardSpec], source, pipeline, fmt: str, folder: Path, *,
 
 
 def _forked(todo, source, pipeline, fmt, folder, batch_size, workers):
-    _JOB.update(source=source, pipeline=pipeline, fmt=fmt, folder=folder, batch_size=batch_size)
-    ctx = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
-    try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            yield from pool.map(_run_forked, todo)
-    finally:
-        _JOB.clear()
+    from augcli.workers import ordered_map
+
+    job = dict(source=source, pipeline=pipeline, fmt=fmt, folder=folder, batch_size=batch_size)
+    yield from ordered_map(_run_in_worker, todo, job, workers)
 
 
 def _dask(todo, source, pipeline, fmt, folder, batch_size, workers, scheduler, scheduler_file):

@@ -39,14 +39,15 @@ def flag_only(config: dict) -> dict:
 
 def inspect(strategy: Strategy, limit: int | None = None, strict: bool = False) -> tuple[dict, list[dict], list]:
     """Run the checks; returns (report, findings, datasets the findings refer to)."""
-    from augcli.runner import load_dataset, split_clean
+    from augcli.runner import split_clean
+    from augcli.source import open_source
 
     timer = reporting.Timer()
-    with timer("load"):
-        loaded = load_dataset(strategy, strict=strict, limit=limit)
+    with timer("load"):  # folders stream: the checks see thumbnails and full-resolution pixel keys
+        _, loaded, keys = open_source(strategy, strict=strict, limit=limit)
     config = flag_only(strategy.section("clean"))
     with timer("clean"):
-        cleaned, records = stage.clean(loaded, config, strategy.seed)
+        cleaned, records = stage.clean(loaded, config, strategy.seed, keys)
     with timer("split"):
         splits, leaks = split_clean(strategy, cleaned, config)
     records += leaks

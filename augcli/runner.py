@@ -18,7 +18,7 @@ from augcli.executors import execute
 from augcli.io.atomic import AtomicFolder, check_target
 from augcli.pipeline import Pipeline
 from augcli.shards import ProgressLog, ShardSpec, outputs_per_split, plan_shards
-from augcli.source import open_source
+from augcli.source import load_dataset, open_source  # noqa: F401  (load_dataset: used by other commands)
 from augcli.split import split_dataset
 from augcli.strategy import Strategy
 
@@ -44,27 +44,6 @@ class RunOptions:
 def output_dir(strategy: Strategy, options: RunOptions) -> Path:
     configured = options.out or strategy.section("output")["dir"]
     return Path(configured) if configured else Path("data") / "out" / strategy.name
-
-
-def load_dataset(strategy: Strategy, strict: bool = False, limit: int | None = None) -> Dataset:
-    """The strategy's source as a ``Dataset`` (first ``limit`` samples if given)."""
-    ds = strategy.section("dataset")
-    keys = ds["npz_keys"]
-    dataset = load_source(
-        ds["source"], kind=ds["kind"], image_size=ds["image_size"],
-        color_mode=None if ds["color_mode"] == "auto" else ds["color_mode"],
-        strict=strict, max_pixels=ds["max_pixels"], follow_symlinks=ds["follow_symlinks"],
-        images_key=keys["images"], labels_key=keys["labels"],
-        ids_key=keys["ids"], class_names_key=keys["class_names"],
-    )
-    limit = limit or ds["limit"]
-    if limit is not None and limit < len(dataset):
-        skipped, warned = dataset.skipped, dataset.warnings
-        dataset = dataset.subset(np.arange(limit))
-        dataset.skipped, dataset.warnings = skipped, warned
-    if len(dataset) == 0:
-        raise DataError(f"{ds['source']}: no usable samples")
-    return dataset
 
 
 def clean_dataset(strategy: Strategy, dataset: Dataset) -> tuple[Dataset, list[dict]]:

@@ -124,29 +124,45 @@ def scan_folder(root, image_size, color_mode, strict: bool, max_pixels: int, ext
     return source, view, np.concatenate(keys)
 
 
-def open_source(strategy, strict: bool = False, limit: int | None = None):
-    """The strategy's source: (Source, clean view Dataset, exact keys or None)."""
+def load_dataset(strategy, strict: bool = False, limit: int | None = None) -> Dataset:
+    """The strategy's whole source as an in-memory ``Dataset`` (first ``limit`` samples if given).
+
+    For commands that need every pixel at once (preview, evaluate); ``run`` streams with ``open_source``.
+    """
     ds = strategy.section("dataset")
     keys = ds["npz_keys"]
-    color_mode = None if ds["color_mode"] == "auto" else ds["color_mode"]
+    data = load_source(ds["source"], kind=ds["kind"], image_size=ds["image_size"], color_mode=_color_mode(ds),
+                       strict=strict, max_pixels=ds["max_pixels"], follow_symlinks=ds["follow_symlinks"],
+                       images_key=keys["images"], labels_key=keys["labels"], ids_key=keys["ids"],
+                       class_names_key=keys["class_names"])
     limit = limit or ds["limit"]
-    kind = ds["kind"]
-    if kind == "auto":
-        from augcli.datasets import source_kind
-
-        kind = source_kind(ds["source"])
-    if kind == "folder":
-        source, view, keys_ = scan_folder(ds["source"], ds["image_size"], color_mode, strict,
-                                          ds["max_pixels"] or DEFAULT_MAX_PIXELS, limit=limit,
-                                          follow_symlinks=ds["follow_symlinks"])
-        return source, view, keys_
-    data = load_source(ds["source"], kind=kind, image_size=ds["image_size"], color_mode=color_mode, strict=strict,
-                       max_pixels=ds["max_pixels"], images_key=keys["images"], labels_key=keys["labels"],
-                       ids_key=keys["ids"], class_names_key=keys["class_names"])
     if limit is not None and limit < len(data):
         skipped, warned = data.skipped, data.warnings
         data = data.subset(np.arange(limit))
         data.skipped, data.warnings = skipped, warned
     if len(data) == 0:
         raise DataError(f"{ds['source']}: no usable samples")
+    return data
+
+
+def _color_mode(ds: dict):
+    return None if ds["color_mode"] == "auto" else ds["color_mode"]
+
+
+def open_source(strategy, strict: bool = False, limit: int | None = None):
+    """The strategy's source: (Source, clean view Dataset, exact keys or None).
+
+    Folders are streamed (see the module docstring); digits and .npz are loaded whole.
+    """
+    ds = strategy.section("dataset")
+    kind = ds["kind"]
+    if kind == "auto":
+        from augcli.datasets import source_kind
+
+        kind = source_kind(ds["source"])
+    if kind == "folder":
+        return scan_folder(ds["source"], ds["image_size"], _color_mode(ds), strict,
+                           ds["max_pixels"] or DEFAULT_MAX_PIXELS, limit=limit or ds["limit"],
+                           follow_symlinks=ds["follow_symlinks"])
+    data = load_dataset(strategy, strict, limit)
     return ArraySource(data), data, None
