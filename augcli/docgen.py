@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from augcli import catalogue
-from augcli.schema import ListOf, Mapping, Param
+from augcli.schema import ListOf, Mapping
 
 
 def _rows(fields: dict, prefix: str) -> list[str]:

@@ -11,9 +11,9 @@ import numpy as np
 from augcli import __version__
 from augcli import report as reporting
 from augcli.clean import stage
-from augcli.datasets import Dataset, load_source
+from augcli.datasets import Dataset
 from augcli.engine import balance_copies
-from augcli.errors import DataError, UsageError
+from augcli.errors import UsageError
 from augcli.executors import execute
 from augcli.io.atomic import AtomicFolder, check_target
 from augcli.pipeline import Pipeline

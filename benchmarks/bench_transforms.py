@@ -59,7 +59,7 @@ def main() -> None:
     args = parser.parse_args()
     small, photos = digits(), photo_crops()
     print(f"# python {platform.python_version()}, numpy {np.__version__}, {platform.machine()}")
-    print(f"| transform (p=1) | digits 8×8, batch 256 (img/s) | photos 256×256 RGB, batch 8 (img/s) |")
+    print("| transform (p=1) | digits 8×8, batch 256 (img/s) | photos 256×256 RGB, batch 8 (img/s) |")
     print("|---|---:|---:|")
     for name in args.names:
         pipe = Pipeline.from_config([{name: {"p": 1.0}}], seed=0)

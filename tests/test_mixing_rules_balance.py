@@ -109,7 +109,7 @@ def test_rules_suppress_only_their_classes_and_are_counted(tmp_path):
 def test_rule_with_unknown_class_exits_2_with_line(tmp_path):
     res = invoke("run", write_strategy(tmp_path / "s.yaml", RULES.format(classes="6, sixx")), "--out", tmp_path / "o")
     assert res.exit_code == 2
-    assert f"s.yaml:6: augment.rules[0].classes[1]: unknown class 'sixx'" in res.output
+    assert "s.yaml:6: augment.rules[0].classes[1]: unknown class 'sixx'" in res.output
 
 
 def test_rule_with_unknown_transform_exits_2(tmp_path):
