@@ -316,10 +316,10 @@ def strategy_from_text(text: str, filename: str = "<strategy>", overrides: Seque
         overridden[opath] = expr
     try:
         config = validate_mapping(SCHEMA, data, ())
-        from augcli.transforms.registry import REGISTRY, build
+        from augcli.transforms.registry import build, load_all
 
         transforms = [build(e, ("augment", "pipeline", i)) for i, e in enumerate(config["augment"]["pipeline"])]
-        check_rule_names(config["augment"]["rules"], REGISTRY)
+        check_rule_names(config["augment"]["rules"], load_all())  # the registry, even with no pipeline
     except SchemaError as err:
         raise StrategyError(locate(err, filename, lines, overridden)) from None
     return Strategy(path=filename, config=config, transforms=transforms, lines=lines)

@@ -79,7 +79,7 @@ def cli():
 
 
 def _register():
-    from augcli.cli import evaluate, inspect, preview, run, transforms, validate
+    from augcli.cli import evaluate, inspect, preview, run, search, transforms, validate
 
     cli.add_command(run.run)
     cli.add_command(preview.preview)
@@ -87,6 +87,7 @@ def _register():
     cli.add_command(transforms.transforms)
     cli.add_command(inspect.inspect)
     cli.add_command(evaluate.evaluate)
+    cli.add_command(search.search)
 
 
 _register()

@@ -1,0 +1,100 @@
+"""``augcli search``: find a better augmentation policy for one model; write it as a strategy."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import click
+
+from augcli.cli import options
+from augcli.evaluate.models import MODELS
+from augcli.evaluate.report import diff_text, mean_ci_text
+from augcli.search import Settings, search as run_search, space_for
+from augcli.search.methods import METHODS
+from augcli.strategy import load_strategy
+
+
+def _progress(enabled: bool, total: int):
+    """A repeat counter on stderr, only when it is a terminal."""
+    if not enabled or not sys.stderr.isatty():
+        return None
+    state = {"done": 0, "t0": time.perf_counter()}
+
+    def tick(n: int):
+        state["done"] += n
+        end = "\n" if state["done"] >= total else ""
+        sys.stderr.write(f"\rsearch: {state['done']}/{total} repeats ({time.perf_counter() - state['t0']:.0f} s){end}")
+        sys.stderr.flush()
+
+    return tick
+
+
+_BUDGETS = "; ".join(f"{name}: {m.default_budget} {m.budget_unit}" for name, m in METHODS.items())
+
+
+@click.command()
+@options.strategy_argument
+@click.option("--method", type=click.Choice(list(METHODS)), default="grid", show_default=True,
+              help="grid: RandAugment's (N, M) grid by K-fold CV; density: Fast AutoAugment's density matching; "
+                   "adversarial: hard but realistic (op, level) distribution; adaptive: ADA's strength control.")
+@click.option("--model", type=click.Choice(list(MODELS)), default="svm", show_default=True,
+              help="The model the policy is tuned for (the evaluate models).")
+@click.option("--budget", type=click.IntRange(1), metavar="N", help=f"Search budget. Defaults: {_BUDGETS}.")
+@click.option("--folds", type=click.IntRange(2), default=3, show_default=True,
+              help="K: cross-validation folds inside the training portion.")
+@click.option("--train-fraction", "fraction", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+              default=0.1, show_default=True, metavar="F",
+              help="Share of each class in the training portion the search sees; the rest is the test split.")
+@click.option("--repeats", type=click.IntRange(1), default=5, show_default=True,
+              help="Repeats (seeds S..S+R-1); each searches its own training portion, scored on its test split.")
+@click.option("--copies", type=click.IntRange(0), metavar="N",
+              help="Copies per image of the tuned strategy (default: the input strategy's). Candidates are compared "
+                   "with the input's copies; the report adds the input pipeline at N copies to separate the effects.")
+@click.option("--jobs", type=click.IntRange(1), default=1, show_default=True,
+              help="Worker processes (over repeats); never changes the results.")
+@click.option("-o", "--out", type=click.Path(dir_okay=False), help="The tuned strategy (default: <report>/tuned.yaml).")
+@click.option("--report", "report", type=click.Path(file_okay=False),
+              help="Report folder (default: data/out/search/<strategy>-<method>-<model>).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing report folder or tuned strategy (atomically).")
+@click.option("--show-space", is_flag=True, help="Print the search space (ops, magnitude scales, rules) and exit.")
+@click.option("--limit", type=click.IntRange(1), help="Use only the first N samples.")
+@options.input_source
+@options.seed
+@options.overrides
+@options.json_output
+@options.verbosity
+def search(strategy, method, model, budget, folds, fraction, repeats, copies, jobs, out, report, overwrite, show_space, limit,
+           input_source, seed, overrides, as_json, verbose, quiet):
+    """Search STRATEGY's training data for a better augmentation policy; write it as a strategy."""
+    exprs = options.strategy_overrides(overrides, input_source, seed)
+    st = load_strategy(strategy, exprs)
+    if show_space:
+        space = space_for(st)
+        click.echo(json.dumps(space.to_json(), indent=2) if as_json else space.describe())
+        return
+    settings = Settings(method=method, model=model, budget=budget, folds=folds, fraction=fraction, repeats=repeats,
+                        jobs=jobs, copies=copies)
+    result = run_search(st, settings, report=report, out=out, overwrite=overwrite, limit=limit, overrides=exprs,
+                        progress=_progress(not quiet and not as_json, repeats))
+    if as_json:
+        click.echo(json.dumps({k: v for k, v in result.items() if k != "repeats"}, indent=2))
+    elif not quiet:
+        click.echo(summary(result))
+
+
+def summary(report: dict) -> str:
+    """The test accuracy of each arm, the two paired differences and where the files are."""
+    row = report["results"][0]
+    arms = row["arms"]
+    diffs = {(c["treatment"], c["baseline"]): c["accuracy"] for c in row["comparisons"]}
+    p = report["protocol"]
+    lines = [f"{p['method']} / {p['model']} at train fraction {p['fraction']:g}, {p['repeats']} repeats: "
+             f"none {mean_ci_text(arms['original']['accuracy'])}  input {mean_ci_text(arms['input']['accuracy'])}  "
+             f"tuned {mean_ci_text(arms['tuned']['accuracy'])}",
+             f"tuned - none {diff_text(diffs[('tuned', 'original')])} pp; tuned - input {diff_text(diffs[('tuned', 'input')])} pp",
+             f"policy ({report['tuned']['chosen']}): " + "; ".join(report["tuned"]["description"]),
+             f"{report['performance']['seconds']:.1f} s; tuned strategy: {report['output']['tuned']}; "
+             f"report: {report['output']['dir']}/search.md"]
+    return "\n".join(lines)

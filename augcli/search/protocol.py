@@ -1,0 +1,175 @@
+"""The search protocol: nested inside ``augcli evaluate``'s repeats.
+
+Repeat r splits the cleaned dataset exactly as ``augcli evaluate --train-fraction F`` does in its
+repeat r (seed S + r, hash-ranked and stratified; leaks and label errors removed from the training
+side). The search sees only that training portion: its K folds are made inside it. The chosen
+policy, no augmentation and the input strategy are then trained on the whole training portion with
+the evaluate models and scored on the repeat's test split, which the search never saw. Repeat 0's
+policy is the tuned strategy; the other repeats re-run the search on their own training portion,
+so the paired test differences estimate what searching and then training gives (nested
+validation). A repeat is a pure function of its inputs, which is why ``--jobs`` cannot change it.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from augcli.engine import augment_dataset
+from augcli.evaluate import Settings as EvalSettings
+from augcli.evaluate import models as M
+from augcli.evaluate import protocol as P
+from augcli.search import scoring as S
+from augcli.search.methods import METHODS
+from augcli.search.policy import NONE
+from augcli.search.space import Space
+
+ARMS = ("original", "input", "tuned")
+INPUT_AT_COPIES = "input_copies"  # the input pipeline at the tuned strategy's copies (when they differ)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What to search. ``budget`` None = the method's default; ``fraction`` is each class's share
+    used for training, the rest being the test split."""
+
+    method: str = "grid"
+    model: str = "svm"
+    budget: int | None = None
+    folds: int = 3
+    fraction: float = 0.1
+    repeats: int = 5
+    jobs: int = 1
+    copies: int | None = None   # copies per image of the tuned strategy; None = the input strategy's
+    options: dict = field(default_factory=dict)
+
+    @property
+    def effective_budget(self) -> int:
+        return int(self.budget) if self.budget else METHODS[self.method].default_budget
+
+
+@dataclass(frozen=True)
+class FinalSettings(EvalSettings):
+    """``evaluate.report.aggregate`` settings for the arms scored on the test split."""
+
+    copies_arm: bool = False  # also the input pipeline at the tuned strategy's copies
+
+    @property
+    def arms(self) -> tuple:
+        return ARMS + ((INPUT_AT_COPIES,) if self.copies_arm else ())
+
+    @property
+    def comparisons(self) -> list[tuple[str, str]]:
+        extra = [("tuned", INPUT_AT_COPIES)] if self.copies_arm else []
+        return [("tuned", "original"), ("tuned", "input")] + extra + [("input", "original")]
+
+
+@dataclass
+class Job:
+    """Everything every repeat shares."""
+
+    ctx: P.Context             # evaluate's context: dataset, input pipeline, copies, seed, cleaning
+    settings: Settings
+    space: Space
+    input_entries: list
+    tuned_copies: Callable     # training split -> copies per source of the tuned strategy
+    copies_arm: bool = False   # the tuned strategy's copies differ from the input's
+
+
+def _task(job: Job, train, seed: int, state: int) -> S.Task:
+    s = job.settings
+    return S.Task(train=train, space=job.space, model=s.model, state=state, seed=seed, copies=job.ctx.copies,
+                  keep_originals=job.ctx.keep_originals, rules=job.ctx.pipeline.rules, budget=s.effective_budget,
+                  k=s.folds, input_entries=job.input_entries, options=dict(s.options))
+
+
+def search_train(job: Job, train, seed: int, state: int, tick=None) -> tuple[S.Candidate, dict]:
+    """Run the method on a training portion and pick the final policy by K-fold CV among its
+    candidates, no augmentation and the input pipeline (the incumbent: see ``scoring.choose``)."""
+    task = _task(job, train, seed, state)
+    result = METHODS[job.settings.method].run(task, tick)
+    pool = [S.Candidate("none", [], NONE)]
+    if job.input_entries:
+        pool.insert(0, S.Candidate("input", job.input_entries))
+    pool += result.candidates
+    best, scored = S.choose(task, pool)
+    return pool[best], {"trials": result.trials, "candidates": scored, "chosen": pool[best].name, "extra": result.extra}
+
+
+def _arm(job: Job, data: P.TaskData, entries: list, copies, state: int, k: int) -> tuple[dict, int]:
+    """Test scores of the model trained on the training portion augmented by ``entries`` with
+    ``copies``; augmented images equal to a test image are dropped, as in evaluate."""
+    task = _task(job, data.train, data.seed, state)
+    out = augment_dataset(data.train, S.pipeline(task, entries), copies(data.train), job.ctx.keep_originals)
+    keep = ~P.duplicates_of(out.images, data.test.images)
+    fitted = M.fit(M.make_model(job.settings.model, state), out.images[keep], out.labels[keep])
+    return M.scores(fitted, data.test.images, data.test.labels, k), int((~keep).sum())
+
+
+def _tuned_scores(job: Job, data: P.TaskData, chosen: S.Candidate, state: int, k: int, arms: dict) -> tuple[dict, int]:
+    if chosen.name == "none":
+        return arms["original"], 0
+    if chosen.name == "input" and not job.copies_arm:
+        return arms["input"], data.leaked_augmented
+    if chosen.name == "input":
+        return arms[INPUT_AT_COPIES], 0
+    return _arm(job, data, chosen.entries, job.tuned_copies, state, k)
+
+
+def run_repeat(job: Job, repeat: int, tick=None) -> dict:
+    """Search on repeat ``repeat``'s training portion, then score the arms on its test split."""
+    from threadpoolctl import threadpool_limits
+
+    s = job.settings
+    started = time.perf_counter()
+    k = len(job.ctx.dataset.class_names)
+    with threadpool_limits(1), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence warnings of small fits would flood stderr
+        data = P.prepare(job.ctx, s.fraction, repeat)
+        state = P.model_state(job.ctx.seed, repeat)
+        chosen, found = search_train(job, data.train, data.seed, state, tick)
+        searched = time.perf_counter() - started
+        arms = {"original": M.scores(M.fit(M.make_model(s.model, state), data.train.images, data.train.labels),
+                                     data.test.images, data.test.labels, k),
+                "input": M.scores(M.fit(M.make_model(s.model, state), data.augmented.images, data.augmented.labels),
+                                  data.test.images, data.test.labels, k)}
+        if job.copies_arm:
+            arms[INPUT_AT_COPIES] = _arm(job, data, job.input_entries, job.tuned_copies, state, k)[0]
+        arms["tuned"], tuned_leaks = _tuned_scores(job, data, chosen, state, k, arms)
+    return {"model": s.model, "fraction": float(s.fraction), "repeat": int(repeat), "seed": data.seed,
+            "n_train": len(data.train), "n_test": len(data.test), "n_augmented": len(data.augmented),
+            "leak_removed": data.leaked, "leak_removed_augmented": data.leaked_augmented + tuned_leaks,
+            "label_errors_removed": data.label_errors, "arms": arms, "search": found,
+            "chosen": {"name": chosen.name, "entries": chosen.entries,
+                       "policy": None if chosen.policy is None else chosen.policy.to_json()},
+            "seconds": {"search": searched, "total": time.perf_counter() - started}}
+
+
+def run_repeats(job: Job, progress: Callable[[int], None] | None = None) -> list[dict]:
+    """Every repeat, over ``settings.jobs`` processes; results in repeat order."""
+    repeats = range(job.settings.repeats)
+    if job.settings.jobs <= 1 or job.settings.repeats <= 1:
+        out = []
+        for r in repeats:
+            out.append(run_repeat(job, r))
+            if progress:
+                progress(1)
+        return out
+    from joblib import Parallel, delayed
+
+    out = []
+    for res in Parallel(n_jobs=job.settings.jobs, return_as="generator")(delayed(run_repeat)(job, r) for r in repeats):
+        out.append(res)
+        if progress:
+            progress(1)
+    return out
+
+
+def summary_scores(results: list[dict]) -> dict:
+    """Mean K-fold CV accuracy of the chosen candidate over repeats (for the tuned strategy's comment)."""
+    cv = [next(c["cv_accuracy"] for c in r["search"]["candidates"] if c["name"] == r["chosen"]["name"]) for r in results]
+    return {"cv_accuracy_repeat0": cv[0], "cv_accuracy_mean": float(np.mean(cv))}

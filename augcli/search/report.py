@@ -1,0 +1,243 @@
+"""Search results -> ``search.json``, ``search.md``, ``search.png`` and the tuned strategy's YAML."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import shlex
+
+import numpy as np
+
+from augcli.evaluate.report import diff_text, mean_ci_text, pct
+from augcli.search.policy import from_json
+
+ARM_NAMES = {"original": "no augmentation", "input": "input strategy", "tuned": "tuned policy",
+             "input_copies": "input pipeline at the tuned copies"}
+
+
+def arm_order(arms: dict) -> list[str]:
+    """The arms present, in display order."""
+    return [a for a in ("original", "input", "input_copies", "tuned") if a in arms]
+
+
+def command_line(report: dict) -> str:
+    """An ``augcli search`` command that reproduces ``report``."""
+    p = report["protocol"]
+    args = ["augcli", "search", report["strategy"]["path"], "--method", p["method"], "--model", p["model"],
+            "--budget", str(p["budget"]), "--folds", str(p["folds"]), "--train-fraction", f"{p['fraction']:g}",
+            "--repeats", str(p["repeats"])]
+    if p["tuned_copies"] != p["copies"]:
+        args += ["--copies", str(p["tuned_copies"])]
+    if p["limit"]:
+        args += ["--limit", str(p["limit"])]
+    for expr in report["strategy"]["overrides"]:
+        args += ["--set", expr]
+    return shlex.join(args)
+
+
+def _diff_line(row: dict, treatment: str, baseline: str) -> str:
+    c = next(c for c in row["comparisons"] if c["treatment"] == treatment and c["baseline"] == baseline)
+    acc = c["accuracy"]
+    p = acc["p_value"]
+    p_text = "-" if p is None else f"{p:.1e}" if p < 1e-3 else f"{p:.3f}"
+    return (f"{diff_text(acc)} pp (paired t p={p_text}, "
+            f"W/L/T {acc['wins']}/{acc['losses']}/{acc['ties']}, {c['verdict']})")
+
+
+def tuned_yaml(strategy, report: dict, adaptive_block: dict | None = None) -> str:
+    """The tuned strategy: the input strategy (resolved) with repeat 0's policy as its pipeline."""
+    config = copy.deepcopy(strategy.config)
+    config["augment"]["pipeline"] = report["tuned"]["entries"]
+    config["augment"]["copies"] = report["protocol"]["tuned_copies"]
+    config["output"]["dir"] = None  # data/out/<name of the tuned file>, not the input's folder
+    if adaptive_block is not None:
+        config["adaptive"] = adaptive_block
+    p, row = report["protocol"], report["results"][0]
+    arms = row["arms"]
+    lines = [f"# Tuned by augcli search: method {p['method']}, model {p['model']}, seed {report['strategy']['seed']} "
+             f"(repeat 0's policy; budget {p['budget']} {p['budget_unit']}, {p['folds']} folds, "
+             f"{p['tuned_copies']} copies per image)",
+             f"# Command: {command_line(report)}",
+             f"# Input strategy: {report['strategy']['path']} (sha256 {report['strategy']['sha256'][:12]})",
+             f"# Score: K-fold CV accuracy {pct(report['tuned']['cv_accuracy'])} % on repeat 0's training portion "
+             f"(chosen: {report['tuned']['chosen']})",
+             f"# Held-out test accuracy over {p['repeats']} repeats at train fraction {p['fraction']:g} (nested, %): tuned "
+             f"{mean_ci_text(arms['tuned']['accuracy'])}, none {mean_ci_text(arms['original']['accuracy'])}, input "
+             f"{mean_ci_text(arms['input']['accuracy'])}",
+             f"# tuned - none: {_diff_line(row, 'tuned', 'original')}",
+             f"# tuned - input: {_diff_line(row, 'tuned', 'input')}"]
+    lines += [f"# policy: {text}" for text in report["tuned"]["description"]]
+    if adaptive_block is None and report["tuned"]["chosen"].startswith("ada"):
+        lines += [f"# Settled strength p = {report['method'].get('p', 0):g} (every op's probability above). On-line: "
+                  "an `adaptive:` section (augcli.adaptive.ADAPTIVE_SPEC) with enabled: true and p_init: 1 gates "
+                  "this pipeline and adapts it while training (docs/training-loops.md)."]
+    return "\n".join(lines) + "\n" + dataclasses.replace(strategy, config=config).to_yaml()
+
+
+def to_markdown(report: dict) -> str:
+    """``search.md``: result first, then the tuned policy, the repeats, the method's trace and the protocol."""
+    p, row = report["protocol"], report["results"][0]
+    lines = [f"# augcli search: {report['strategy']['name']} ({p['method']}, {p['model']})", "",
+             f"Command: `{command_line(report)}`", "",
+             f"## Held-out test accuracy (%, mean ± 95% CI over {p['repeats']} repeats, train fraction {p['fraction']:g})", "",
+             "| arm | accuracy | macro-F1 |", "|---|---:|---:|"]
+    for arm in arm_order(row["arms"]):
+        s = row["arms"][arm]
+        lines.append(f"| {ARM_NAMES[arm]} | {mean_ci_text(s['accuracy'])} | {mean_ci_text(s['macro_f1'])} |")
+    lines += ["", "Paired differences (percentage points, 95% t interval):", ""]
+    for c in row["comparisons"]:
+        t, b = c["treatment"], c["baseline"]
+        lines.append(f"- {ARM_NAMES[t]} - {ARM_NAMES[b]}: {_diff_line(row, t, b)}")
+    if "input_copies" in row["arms"]:
+        lines += ["", f"The tuned strategy writes {p['tuned_copies']} copies per image, the input strategy "
+                  f"{p['copies']}; 'input pipeline at the tuned copies' separates the policy's effect from the copies'."]
+    tuned = report["tuned"]
+    lines += ["", "## Tuned policy (repeat 0)", "", f"Chosen candidate: `{tuned['chosen']}` (K-fold CV accuracy "
+              f"{pct(tuned['cv_accuracy'])} %); written to `{report['output']['tuned']}`.", ""]
+    lines += [f"- {text}" for text in tuned["description"]]
+    lines += ["", "## Repeats", "", "| repeat | seed | train | test | chosen | CV acc | none | input | tuned | search s |",
+              "|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
+    for r in report["repeats"]:
+        acc = {a: pct(r["arms"][a]["accuracy"]) for a in ("original", "input", "tuned")}
+        lines.append(f"| {r['repeat']} | {r['seed']} | {r['n_train']} | {r['n_test']} | {r['chosen']} | "
+                     f"{pct(r['cv_accuracy'])} | {acc['original']} | {acc['input']} | {acc['tuned']} | {r['seconds']:.1f} |")
+    lines += _method_lines(report) + _space_lines(report)
+    lines += ["", "## Protocol", ""] + [f"- {text}" for text in p["notes"]]
+    perf = report["performance"]
+    lines += ["", f"Run time {perf['seconds']:.1f} s with --jobs {perf['jobs']}."]
+    return "\n".join(lines) + "\n"
+
+
+def _method_lines(report: dict) -> list[str]:
+    first = report["repeats"][0]
+    lines = ["", f"## Search trace (repeat 0, {report['protocol']['method']})", "",
+             f"Score: {first['extra'].get('score', '-')}. Candidates scored by K-fold CV for the final choice:", "",
+             "| candidate | CV accuracy |", "|---|---:|"]
+    lines += [f"| {c['name']} | {pct(c['cv_accuracy'])} |" for c in first["candidates"]]
+    best = sorted(first["trials"], key=lambda t: -t["score"])[:10]
+    if best:
+        lines += ["", "Best trials:", "", "| trial | score | what |", "|---:|---:|---|"]
+        lines += [f"| {t['trial']} | {t['score']:.4f} | {t['label']} |" for t in best]
+    extra = first["extra"]
+    if "distribution" in extra:
+        lines += ["", f"Realistic (op, level) pairs: {extra['pairs'] - len(extra['rejected'])} of {extra['pairs']} "
+                  f"(reference accuracy {pct(extra['reference_accuracy'])} %). Final distribution: " + ", ".join(
+                      f"{d['op']} L{d['level']} {d['prob']:.2f}" for d in extra["distribution"])]
+    if report["protocol"]["method"] == "adaptive" and extra.get("trajectory"):
+        lines += ["", f"Settled strength p = {extra['p']:.3f}, level {extra['level']} (target gap {extra['target']}, "
+                  f"step {extra['step']}). p at epochs 1, 25%, 50%, 75%, end per fold: " + "; ".join(
+                      " ".join(f"{h[int(q * (len(h) - 1))]['p']:.2f}" for q in (0, 0.25, 0.5, 0.75, 1.0))
+                      for h in extra["trajectory"])]
+    return lines
+
+
+def _space_lines(report: dict) -> list[str]:
+    space = report["space"]
+    lines = ["", "## Search space", "", f"Levels {space['levels']}; probabilities 0.0..1.0 by 0.1. Ops (largest level "
+             "allowed by the rules): " + ", ".join(f"{o['op']} ({o['transform']}, L{o['max_level']})" for o in space["ops"]) + "."]
+    if space["removed"]:
+        lines.append("Removed by the strategy's rules: " + "; ".join(f"{k}: {v}" for k, v in space["removed"].items()) + ".")
+    return lines
+
+
+def _step_rows(policy: dict) -> list[tuple[str, float]]:
+    """(label, probability that the step fires for a sample) for every step of a policy."""
+    rows = []
+    for i, layer in enumerate(policy["layers"]):
+        subs = layer["sub_policies"]
+        weights = np.asarray(layer["weights"] if layer["weights"] else [1.0] * len(subs), dtype=np.float64)
+        weights = weights / weights.sum()
+        for j, sub in enumerate(subs):
+            for step in sub:
+                rows.append((f"L{i + 1}.{j + 1} {step['op']} lvl {step['level']}", layer["p"] * weights[j] * step["p"]))
+    return rows
+
+
+def search_figure(report: dict):
+    """Score per trial, the tuned policy's steps, test accuracy per arm, and the method's trajectory."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(12, 8), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(2, 2)
+    first = report["repeats"][0]
+    ax = axes[0, 0]
+    for r in report["repeats"]:
+        scores = [t["score"] for t in r["trials"]]
+        if scores:
+            ax.plot(scores, ".", ms=3, alpha=0.9 if r is first else 0.25, label=f"repeat {r['repeat']}")
+    ax.set(title=f"score per trial ({first['extra'].get('score', '')})", xlabel="trial", ylabel="score")
+    ax.title.set_fontsize(9)
+    ax.legend(fontsize=7)
+    title, policy = f"tuned policy: {report['tuned']['chosen']}", report["tuned"]["policy"]
+    if not (policy and policy["layers"]):  # the input or nothing was kept: show what the method proposed
+        proposals = [c for c in first["candidates"] if c["policy"] and c["policy"]["layers"]]
+        if proposals:
+            best = max(proposals, key=lambda c: c["cv_accuracy"])
+            title, policy = f"kept {report['tuned']['chosen']}; method's best proposal: {best['name']}", best["policy"]
+    rows = _step_rows(policy) if policy else []
+    ax = axes[0, 1]
+    if rows:
+        ax.barh(range(len(rows)), [v for _, v in rows], color="#1f77b4")
+        ax.set_yticks(range(len(rows)), [label for label, _ in rows], fontsize=6)
+        ax.invert_yaxis()
+    ax.set(title=title, xlabel="probability a sample gets the step (op, level)", xlim=(0, 1))
+    ax.title.set_fontsize(9)
+    _arms_panel(axes[1, 0], report)
+    _trajectory_panel(axes[1, 1], report)
+    fig.suptitle(f"augcli search: {report['strategy']['name']} - {report['protocol']['method']}, {report['protocol']['model']}")
+    return fig
+
+
+def _arms_panel(ax, report: dict) -> None:
+    arms = report["results"][0]["arms"]
+    names = arm_order(arms)
+    for i, arm in enumerate(names):
+        s = arms[arm]["accuracy"]
+        lo, hi = s["ci"]
+        mean = 100 * s["mean"]
+        err = None if lo is None else [[mean - 100 * lo], [100 * hi - mean]]
+        ax.errorbar([i], [mean], yerr=err, fmt="o", capsize=4)
+        ax.plot(np.full(len(s["values"]), i + 0.15), 100 * np.asarray(s["values"]), ".", color="#999999", ms=4)
+    ax.set_xticks(range(len(names)), [ARM_NAMES[a].replace(" at the ", "\nat the ") for a in names], fontsize=7)
+    ax.set(title="held-out test accuracy (mean, 95% CI; dots = repeats)", ylabel="accuracy (%)")
+    ax.title.set_fontsize(9)
+
+
+def _trajectory_panel(ax, report: dict) -> None:
+    extra = report["repeats"][0]["extra"]
+    method = report["protocol"]["method"]
+    if method == "adaptive" and extra.get("trajectory"):
+        for k, history in enumerate(extra["trajectory"]):
+            ax.plot([h["p"] for h in history], label=f"fold {k} p")
+            ax.plot([h["level"] / 10 for h in history], "--", lw=0.8, label=f"fold {k} level/10")
+        ax.set(title="adaptive strength p per epoch (ADA sign rule)", xlabel="epoch", ylabel="p", ylim=(0, 1.05))
+        ax.legend(fontsize=6)
+    elif method == "adversarial" and extra.get("trajectory"):
+        traj = extra["trajectory"]
+        ax.plot([t["hardness"] for t in traj], label="mean hardness (log-loss)")
+        ax.plot([t["entropy"] for t in traj], label="entropy of the distribution")
+        ax.plot([t["val_accuracy"] for t in traj], label="fold val accuracy")
+        ax.set(title="adversarial: model/policy rounds", xlabel="round")
+        ax.legend(fontsize=7)
+    else:
+        cands = report["repeats"][0]["candidates"]
+        ax.barh(range(len(cands)), [100 * c["cv_accuracy"] for c in cands], color="#888888")
+        ax.set_yticks(range(len(cands)), [c["name"] for c in cands], fontsize=6)
+        lo = min([100 * c["cv_accuracy"] for c in cands] + [100.0])
+        ax.set(title="final K-fold choice (repeat 0)", xlabel="CV accuracy (%)", xlim=(max(0.0, lo - 5), 100))
+        ax.invert_yaxis()
+    ax.title.set_fontsize(9)
+
+
+def write_png(path, report: dict) -> None:
+    """``search.png`` without timestamp metadata."""
+    search_figure(report).savefig(path, format="png", metadata={"Software": None})
+
+
+def describe(policy_json: dict | None, entries: list) -> list[str]:
+    """Human lines for a chosen candidate (the input strategy has no policy: show its transforms)."""
+    if policy_json is not None:
+        return from_json(policy_json).describe()
+    return [f"the input strategy's pipeline: {', '.join(next(iter(e)) for e in entries)}"] if entries else ["no augmentation"]
