@@ -3,31 +3,15 @@
 from __future__ import annotations
 
 import json
-import sys
-import time
 
 import click
 
 from augcli.cli import options
+from augcli.cli.progress import progress_tick
 from augcli.evaluate import Settings, check_gate, evaluate as run_evaluation
 from augcli.evaluate.models import DEFAULT_MODELS, DEFAULT_ONLINE_MODELS, MODELS
 from augcli.evaluate.report import diff_text, mean_ci_text, pct
 from augcli.strategy import load_strategy
-
-
-def _progress(enabled: bool, total: int):
-    """A task counter on stderr, only when it is a terminal."""
-    if not enabled or not sys.stderr.isatty():
-        return None
-    state = {"done": 0, "t0": time.perf_counter()}
-
-    def tick(n: int):
-        state["done"] += n
-        end = "\n" if state["done"] >= total else ""
-        sys.stderr.write(f"\revaluate: {state['done']}/{total} tasks ({time.perf_counter() - state['t0']:.0f} s){end}")
-        sys.stderr.flush()
-
-    return tick
 
 
 @click.command()
@@ -72,7 +56,7 @@ def evaluate(strategy, models, fractions, repeats, jobs, online, epochs, pca, fa
     total = len(settings.models) * len(settings.fractions) * repeats
     report = run_evaluation(st, settings, out=out, overwrite=overwrite, limit=limit, min_gain=min_gain,
                             fail_if_worse=fail_if_worse, overrides=exprs,
-                            progress=_progress(not quiet and not as_json, total))
+                            progress=progress_tick(not quiet and not as_json, "evaluate", total, "tasks"))
     if as_json:
         click.echo(json.dumps(report, indent=2))
     elif not quiet:

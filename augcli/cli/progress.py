@@ -6,8 +6,11 @@ import sys
 import time
 
 
-def make_progress(enabled: bool):
-    """Return ``start(label, total) -> tick(n)`` or None when progress should stay silent."""
+def make_progress(enabled: bool, unit: str = "img"):
+    """Return ``start(label, total) -> tick(n)`` or None when progress should stay silent.
+
+    The line shows done/total and the rate in ``unit`` per second (images, tasks, repeats).
+    """
     if not enabled or not sys.stderr.isatty():
         return None
 
@@ -20,11 +23,18 @@ def make_progress(enabled: bool):
             if now - state["last"] < 0.1 and state["done"] < total:
                 return
             state["last"] = now
-            rate = state["done"] / max(now - state["t0"], 1e-9)
+            elapsed = max(now - state["t0"], 1e-9)
+            rate = state["done"] / elapsed
             end = "\n" if state["done"] >= total else ""
-            sys.stderr.write(f"\r{label}: {state['done']}/{total} ({rate:,.0f} img/s){end}")
+            sys.stderr.write(f"\r{label}: {state['done']}/{total} ({rate:,.1f} {unit}/s, {elapsed:.0f} s){end}")
             sys.stderr.flush()
 
         return tick
 
     return start
+
+
+def progress_tick(enabled: bool, label: str, total: int, unit: str):
+    """A ready ``tick(n)`` for one counter (or None): for commands with a single long loop."""
+    start = make_progress(enabled, unit)
+    return start(label, total) if start else None

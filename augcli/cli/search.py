@@ -3,32 +3,16 @@
 from __future__ import annotations
 
 import json
-import sys
-import time
 
 import click
 
 from augcli.cli import options
+from augcli.cli.progress import progress_tick
 from augcli.evaluate.models import MODELS
 from augcli.evaluate.report import diff_text, mean_ci_text
 from augcli.search import Settings, search as run_search, space_for
 from augcli.search.methods import METHODS
 from augcli.strategy import load_strategy
-
-
-def _progress(enabled: bool, total: int):
-    """A repeat counter on stderr, only when it is a terminal."""
-    if not enabled or not sys.stderr.isatty():
-        return None
-    state = {"done": 0, "t0": time.perf_counter()}
-
-    def tick(n: int):
-        state["done"] += n
-        end = "\n" if state["done"] >= total else ""
-        sys.stderr.write(f"\rsearch: {state['done']}/{total} repeats ({time.perf_counter() - state['t0']:.0f} s){end}")
-        sys.stderr.flush()
-
-    return tick
 
 
 _BUDGETS = "; ".join(f"{name}: {m.default_budget} {m.budget_unit}" for name, m in METHODS.items())
@@ -77,7 +61,7 @@ def search(strategy, method, model, budget, folds, fraction, repeats, copies, jo
     settings = Settings(method=method, model=model, budget=budget, folds=folds, fraction=fraction, repeats=repeats,
                         jobs=jobs, copies=copies)
     result = run_search(st, settings, report=report, out=out, overwrite=overwrite, limit=limit, overrides=exprs,
-                        progress=_progress(not quiet and not as_json, repeats))
+                        progress=progress_tick(not quiet and not as_json, "search", repeats, "repeats"))
     if as_json:
         click.echo(json.dumps({k: v for k, v in result.items() if k != "repeats"}, indent=2))
     elif not quiet:

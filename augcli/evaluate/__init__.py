@@ -75,6 +75,20 @@ def cleaning_plan(strategy: Strategy) -> tuple[Strategy, int | None, int | None]
     return dataclasses.replace(strategy, config=config), near, folds
 
 
+def prepare(strategy: Strategy, limit: int | None, command: str):
+    """What evaluate and search start from: (loaded, cleaned, removed, pipeline, near_distance,
+    label_folds), cleaned without label-based checks (those run per training split later)."""
+    loaded = runner.load_dataset(strategy, limit=limit)
+    label_free, near_distance, label_folds = cleaning_plan(strategy)
+    cleaned, removed = runner.clean_dataset(label_free, loaded)
+    pipeline = runner.build_pipeline(strategy, cleaned.class_names)
+    shape = pipeline.output_shape((1,) + cleaned.image_shape)[1:]
+    if tuple(shape) != cleaned.image_shape:
+        raise UsageError(f"{strategy.path}: augment.pipeline changes the image size {cleaned.image_shape[:2]} -> "
+                         f"{tuple(shape)[:2]}; {command} needs augmented images the size of the test images")
+    return loaded, cleaned, removed, pipeline, near_distance, label_folds
+
+
 def _notes(settings: Settings, aug: dict) -> list[str]:
     balance = aug["balance"]["target"]
     notes = [
@@ -117,14 +131,7 @@ def evaluate(strategy: Strategy, settings: Settings, out: str | None = None, ove
     check_settings(settings, fail_if_worse)
     target = output_dir(strategy, out)
     check_target(target, overwrite)  # before any work: exit 2, nothing touched
-    loaded = runner.load_dataset(strategy, limit=limit)
-    label_free, near_distance, label_folds = cleaning_plan(strategy)
-    cleaned, removed = runner.clean_dataset(label_free, loaded)
-    pipeline = runner.build_pipeline(strategy, cleaned.class_names)
-    shape = pipeline.output_shape((1,) + cleaned.image_shape)[1:]
-    if tuple(shape) != cleaned.image_shape:
-        raise UsageError(f"{strategy.path}: augment.pipeline changes the image size {cleaned.image_shape[:2]} -> "
-                         f"{tuple(shape)[:2]}; evaluate needs augmented images the size of the test images")
+    loaded, cleaned, removed, pipeline, near_distance, label_folds = prepare(strategy, limit, "evaluate")
     aug = strategy.section("augment")
     ctx = Context(cleaned, pipeline, partial(runner.train_copies, aug), aug["keep_originals"], strategy.seed, settings,
                   near_distance=near_distance, label_folds=label_folds)

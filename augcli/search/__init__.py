@@ -19,7 +19,7 @@ from typing import Callable
 
 from augcli import __version__, runner
 from augcli.errors import UsageError
-from augcli.evaluate import cleaning_plan
+from augcli.evaluate import prepare
 from augcli.evaluate import models as M
 from augcli.evaluate import protocol as P
 from augcli.evaluate.report import aggregate, clean_json, write_json
@@ -137,14 +137,7 @@ def search(strategy: Strategy, settings: Settings, report: str | None = None, ou
     outside = tuned_path.resolve() != (target / "tuned.yaml").resolve()
     if outside and tuned_path.exists() and not overwrite:
         raise UsageError(f"{tuned_path}: output already exists; pass --overwrite to replace it")
-    loaded = runner.load_dataset(strategy, limit=limit)
-    label_free, near_distance, label_folds = cleaning_plan(strategy)
-    cleaned, removed = runner.clean_dataset(label_free, loaded)
-    pipeline = runner.build_pipeline(strategy, cleaned.class_names)
-    shape = pipeline.output_shape((1,) + cleaned.image_shape)[1:]
-    if tuple(shape) != cleaned.image_shape:
-        raise UsageError(f"{strategy.path}: augment.pipeline changes the image size {cleaned.image_shape[:2]} -> "
-                         f"{tuple(shape)[:2]}; search needs augmented images the size of the test images")
+    loaded, cleaned, removed, pipeline, near_distance, label_folds = prepare(strategy, limit, "search")
     aug = strategy.section("augment")
     tuned_aug = {**aug, "copies": aug["copies"] if settings.copies is None else int(settings.copies)}
     copies_arm = tuned_aug["copies"] != aug["copies"] and bool(aug["pipeline"])
