@@ -38,10 +38,8 @@ from augcli.strategy import load_strategy
 @click.option("-o", "--out", type=click.Path(file_okay=False),
               help="Output folder (default: data/out/evaluate/<strategy name>).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder (atomically).")
-@click.option("--limit", type=click.IntRange(1), help="Use only the first N samples.")
-@options.input_source
-@options.seed
-@options.overrides
+@options.limit
+@options.strategy_inputs
 @options.json_output
 @options.verbosity
 def evaluate(strategy, models, fractions, repeats, jobs, online, epochs, pca, fail_if_worse, min_gain, out, overwrite,

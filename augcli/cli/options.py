@@ -48,3 +48,11 @@ def strategy_overrides(overrides_: tuple, input_source_: str | None, seed_: int 
 def _quote(text: str) -> str:
     # a YAML double-quoted scalar, so paths with ':' or '#' survive the override parser
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def strategy_inputs(f):
+    """``--input``, ``--seed`` and ``--set``: the same strategy on another source, seed or value."""
+    return input_source(seed(overrides(f)))
+
+
+limit = click.option("--limit", type=click.IntRange(1), help="Use only the first N samples.")

@@ -18,9 +18,7 @@ from augcli.strategy import load_strategy
 @click.option("--rows", type=click.IntRange(1, 64), default=8, show_default=True, help="Originals to show.")
 @click.option("--copies", type=click.IntRange(1, 32), default=8, show_default=True, help="Augmented copies per original.")
 @click.option("--per-transform", is_flag=True, help="One row per transform (forced on), then the whole pipeline.")
-@options.input_source
-@options.seed
-@options.overrides
+@options.strategy_inputs
 @options.verbosity
 def preview(strategy, output, rows, copies, per_transform, input_source, seed, overrides, verbose, quiet):
     """Write a PNG grid: originals from STRATEGY's source beside augmented copies.

@@ -17,9 +17,7 @@ from augcli.strategy import load_strategy
 @click.option("-o", "--out", type=click.Path(file_okay=False), help="Output folder (overrides output.dir).")
 @click.option("--format", "fmt", type=click.Choice(["npz", "png", "tar"]), help="Output format (overrides output.format).")
 @click.option("--shard-size", type=click.IntRange(1), help="Output samples per shard file (overrides output.shard_size).")
-@options.input_source
-@options.seed
-@options.overrides
+@options.strategy_inputs
 @click.option("--batch-size", type=click.IntRange(1),
               help="Images per batch (default: about 4 MiB of pixels); never changes the output bytes.")
 @click.option("--workers", type=click.IntRange(1), default=1, show_default=True,
@@ -30,7 +28,7 @@ from augcli.strategy import load_strategy
 @click.option("--scheduler-file", type=click.Path(dir_okay=False), help="Dask scheduler file.")
 @click.option("--resume", is_flag=True,
               help="Keep finished shards if the run is interrupted; a rerun then skips them (a crashed run is always resumable).")
-@click.option("--limit", type=click.IntRange(1), help="Use only the first N samples.")
+@options.limit
 @click.option("--dry-run", is_flag=True, help="Validate, load and plan; print counts; write nothing.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder (atomically).")
 @click.option("--strict", is_flag=True, help="Fail (exit 1) on the first unreadable image instead of skipping it.")

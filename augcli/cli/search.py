@@ -43,10 +43,8 @@ _BUDGETS = "; ".join(f"{name}: {m.default_budget} {m.budget_unit}" for name, m i
               help="Report folder (default: data/out/search/<strategy>-<method>-<model>).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing report folder or tuned strategy (atomically).")
 @click.option("--show-space", is_flag=True, help="Print the search space (ops, magnitude scales, rules) and exit.")
-@click.option("--limit", type=click.IntRange(1), help="Use only the first N samples.")
-@options.input_source
-@options.seed
-@options.overrides
+@options.limit
+@options.strategy_inputs
 @options.json_output
 @options.verbosity
 def search(strategy, method, model, budget, folds, fraction, repeats, copies, jobs, out, report, overwrite, show_space, limit,

@@ -12,9 +12,7 @@ from augcli.strategy import load_strategy
 
 @click.command()
 @options.strategy_argument
-@options.overrides
-@options.input_source
-@options.seed
+@options.strategy_inputs
 @options.json_output
 @options.verbosity
 def validate(strategy, overrides, input_source, seed, as_json, verbose, quiet):
