@@ -271,6 +271,14 @@ class Streams:
             z = loc + scale * z
         return z.astype(dtype, copy=False)
 
+    def within(self, bounds: tuple, shape: tuple = ()) -> np.ndarray:
+        """A draw from a validated ``[a, b]`` range: integers in ``a..b`` inclusive when both ends are
+        ints (a ``Range(integer=True)``), else uniform floats in ``[a, b)``."""
+        a, b = bounds
+        if isinstance(a, (int, np.integer)) and isinstance(b, (int, np.integer)):
+            return self.integers(a, b + 1, shape)
+        return self.uniform(a, b, shape)
+
     def bernoulli(self, p, shape: tuple = ()) -> np.ndarray:
         """Booleans that are True with probability ``p``."""
         return self.uniform(0.0, 1.0, shape) < self._per_sample(p, len(shape))

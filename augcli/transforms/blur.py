@@ -21,7 +21,7 @@ class GaussianBlur(Transform):
     }
 
     def sample_params(self, streams, shape):
-        return {"sigma": streams.uniform(self.sigma[0], self.sigma[1])}
+        return {"sigma": streams.within(self.sigma)}
 
     def apply(self, images, params):
         # The table width comes from the configured maximum, so a sample's output never depends on
@@ -63,8 +63,8 @@ class MotionBlur(Transform):
 
     def sample_params(self, streams, shape):
         return {
-            "length": streams.integers(self.length[0], self.length[1] + 1),
-            "angle": streams.uniform(self.angle[0], self.angle[1]),
+            "length": streams.within(self.length),
+            "angle": streams.within(self.angle),
         }
 
     def apply(self, images, params):
@@ -80,7 +80,7 @@ class JpegQuality(Transform):
     }
 
     def sample_params(self, streams, shape):
-        return {"quality": streams.integers(self.quality[0], self.quality[1] + 1)}
+        return {"quality": streams.within(self.quality)}
 
     def apply(self, images, params):
         return F.jpeg(images, params["quality"])

@@ -34,7 +34,7 @@ class Brightness(Transform):
     spec = {"limit": Range((-0.2, 0.2), -1.0, 1.0, doc="additive shift as a fraction of 255")}
 
     def sample_params(self, streams, shape):
-        return {"delta": streams.uniform(self.limit[0], self.limit[1])}
+        return {"delta": streams.within(self.limit)}
 
     def apply(self, images, params):
         return F.brightness(images, params["delta"])
@@ -46,7 +46,7 @@ class Contrast(Transform):
     spec = {"factor": _factor((0.8, 1.2), "contrast factor: 0 flat mean grey, 1 unchanged, > 1 more contrast")}
 
     def sample_params(self, streams, shape):
-        return {"factor": streams.uniform(self.factor[0], self.factor[1])}
+        return {"factor": streams.within(self.factor)}
 
     def apply(self, images, params):
         return F.enhance_contrast(images, params["factor"])
@@ -80,7 +80,7 @@ class Hue(Transform):
     spec = {"limit": _hue_limit()}
 
     def sample_params(self, streams, shape):
-        return {"shift": streams.uniform(self.limit[0], self.limit[1])}
+        return {"shift": streams.within(self.limit)}
 
     def apply(self, images, params):
         return F.adjust_hue(images, params["shift"])
@@ -99,7 +99,7 @@ class Saturation(Transform):
     }
 
     def sample_params(self, streams, shape):
-        return {"factor": streams.uniform(self.factor[0], self.factor[1])}
+        return {"factor": streams.within(self.factor)}
 
     def apply(self, images, params):
         if self.mode == "hsv":
@@ -175,7 +175,7 @@ class Solarize(Transform):
     }
 
     def sample_params(self, streams, shape):
-        return {"threshold": streams.integers(self.threshold[0], self.threshold[1] + 1)}
+        return {"threshold": streams.within(self.threshold)}
 
     def apply(self, images, params):
         return F.solarize(images, params["threshold"])
@@ -197,7 +197,7 @@ class Posterize(Transform):
     }
 
     def sample_params(self, streams, shape):
-        return {"bits": streams.integers(self.bits[0], self.bits[1] + 1)}
+        return {"bits": streams.within(self.bits)}
 
     def apply(self, images, params):
         return F.posterize(images, params["bits"])
@@ -227,7 +227,7 @@ class Sharpness(Transform):
     spec = {"factor": _factor((0.5, 1.5), "sharpness factor: 0 smoothed, 1 unchanged, > 1 sharpened")}
 
     def sample_params(self, streams, shape):
-        return {"factor": streams.uniform(self.factor[0], self.factor[1])}
+        return {"factor": streams.within(self.factor)}
 
     def apply(self, images, params):
         return F.enhance_sharpness(images, params["factor"])

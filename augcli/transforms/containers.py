@@ -127,7 +127,7 @@ class SomeOf(Container):
             raise SchemaError(("n",), f"expected at most {len(self.transforms)} (the number of children), got {self.n[1]}")
 
     def sample_params(self, streams, shape):
-        k = streams.integers(self.n[0], self.n[1] + 1)
+        k = streams.within(self.n)
         order = streams.uniform(shape=(len(self.transforms),))
         ranks = np.argsort(np.argsort(order, axis=1), axis=1)
         selected = [ranks[:, i] < k for i in range(len(self.transforms))]

@@ -119,7 +119,7 @@ class GridMask(Transform):
 
     def sample_params(self, streams, shape):
         _, h, w, _ = shape
-        frac = streams.uniform(self.unit[0], self.unit[1])
+        frac = streams.within(self.unit)
         unit = np.maximum(2, np.rint(frac * min(h, w))).astype(np.int64)  # a unit of 1 px masks all or nothing
         params = {
             "unit": unit,

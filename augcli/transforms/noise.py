@@ -31,7 +31,7 @@ class _FieldNoise(Transform):
     def sample_params(self, streams, shape):
         # only a per-sample key is drawn here; the field is built in apply for the samples that
         # fire, so p < 1 saves the (dominant) cost of the noise itself and params stay small
-        return {"std": streams.uniform(self.std[0], self.std[1]), "field_key": streams.bits()}
+        return {"std": streams.within(self.std), "field_key": streams.bits()}
 
     def apply(self, images, params):
         field = Streams(params["field_key"]).normal(shape=_field_shape(images.shape, self.per_channel), dtype=np.float32)
@@ -68,7 +68,7 @@ class SaltAndPepper(Transform):
 
     def sample_params(self, streams, shape):
         _, h, w, _ = shape
-        amount = streams.uniform(self.amount[0], self.amount[1])
+        amount = streams.within(self.amount)
         return {
             "amount": amount,
             "salt_ratio": np.full(amount.shape, self.salt_vs_pepper),
