@@ -22,14 +22,29 @@ A strategy can carry the settings in an ``adaptive:`` section (``ADAPTIVE_SPEC``
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import numpy as np
 
+from augcli.errors import SchemaError
 from augcli.rng import Streams, hash_ids, sample_keys
 from augcli.schema import Bool, Choice, Float, Int, Mapping
 
-ADAPTIVE_SPEC = Mapping(doc="adapt the augmentation strength p during on-line training (StyleGAN2-ADA's sign rule)", fields={
+
+@dataclass(frozen=True)
+class _Section(Mapping):
+    """The ``adaptive:`` mapping plus its one cross-field rule, so a bad pair fails at load time
+    with file:line rather than in ``AdaptiveController`` mid-evaluation."""
+
+    def validate(self, value, path):
+        out = super().validate(value, path)
+        if out["p_init"] > out["p_max"]:
+            raise SchemaError(path + ("p_init",), f"must not exceed p_max ({out['p_max']:g}), got {out['p_init']:g}")
+        return out
+
+
+ADAPTIVE_SPEC = _Section(doc="adapt the augmentation strength p during on-line training (StyleGAN2-ADA's sign rule)", fields={
     "enabled": Bool(False, doc="adapt p on-line (evaluate --online, AdaptivePipeline.from_strategy); off: p = 1"),
     "metric": Choice("gap", ("gap", "confidence"),
                      doc="overfitting measure: train - val accuracy (gap) or mean top-class probability on training samples"),

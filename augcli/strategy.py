@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 import yaml
 
+from augcli.adaptive import ADAPTIVE_SPEC
 from augcli.errors import SchemaError, StrategyError, UsageError, format_path
 from augcli.clean.stage import CLEAN_SPEC
 from augcli.rules import RULES_SPEC, check_rule_names
@@ -93,7 +94,12 @@ SCHEMA: dict[str, Param] = {
         "preview_samples": Int(8, 1, 64, doc="rows of the preview grid"),
         "preview_copies": Int(6, 1, 32, doc="augmented copies per preview row"),
     }),
+    "adaptive": ADAPTIVE_SPEC,
 }
+
+# Sections added after schema version 1: left out of ``Strategy.sha256`` while at their defaults,
+# so strategies that do not use them keep the hash they had (reports, run resume state).
+_LATER_SECTIONS = ("adaptive",)
 
 
 @dataclass
@@ -120,7 +126,9 @@ class Strategy:
     @property
     def sha256(self) -> str:
         """Hash of the resolved strategy (canonical JSON), so reports can tell strategies apart."""
-        return hashlib.sha256(json.dumps(self.config, sort_keys=True, default=list).encode()).hexdigest()
+        config = {k: v for k, v in self.config.items()
+                  if k not in _LATER_SECTIONS or v != SCHEMA[k].validate({}, (k,))}
+        return hashlib.sha256(json.dumps(config, sort_keys=True, default=list).encode()).hexdigest()
 
     def section(self, name: str) -> dict:
         return self.config[name]

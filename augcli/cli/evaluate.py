@@ -27,7 +27,8 @@ from augcli.strategy import load_strategy
 @click.option("--jobs", type=click.IntRange(1), default=1, show_default=True,
               help="Worker processes; never changes the results.")
 @click.option("--online", is_flag=True,
-              help="Compare on-line augmentation (a fresh draw per epoch) with offline copies (partial_fit models).")
+              help="Compare on-line augmentation (a fresh draw per epoch) with offline copies (partial_fit models); "
+                   "an enabled adaptive: section in the strategy adapts the online arm's strength p.")
 @click.option("--epochs", type=click.IntRange(1), default=100, show_default=True,
               help="With --online: partial_fit passes per arm, each of as many samples as the training split.")
 @click.option("--pca", type=click.IntRange(1), metavar="N", help="Reduce the pixels to N PCA components first.")

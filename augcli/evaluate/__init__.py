@@ -21,7 +21,7 @@ from augcli.errors import UsageError
 from augcli.evaluate import models as M
 from augcli.evaluate.plots import write_png
 from augcli.evaluate.protocol import Context, Settings, run_all
-from augcli.evaluate.report import aggregate, check_gate, clean_json, gate_failures, to_markdown, write_json
+from augcli.evaluate.report import aggregate, check_gate, clean_json, gate_failures, pct, to_markdown, write_json
 from augcli.io.atomic import AtomicFolder, check_target
 from augcli.strategy import Strategy
 
@@ -89,6 +89,24 @@ def prepare(strategy: Strategy, limit: int | None, command: str):
     return loaded, cleaned, removed, pipeline, near_distance, label_folds
 
 
+def adaptive_section(strategy: Strategy) -> dict | None:
+    """The strategy's ``adaptive:`` section when it is enabled, else None."""
+    section = strategy.config.get("adaptive") or {}
+    return section if section.get("enabled") else None
+
+
+def _adaptive_note(settings: Settings, adaptive: dict) -> str:
+    if not settings.online:
+        return "The strategy's adaptive: section is enabled but applies to --online only; not used here."
+    return (f"Adaptive online arm (the strategy's adaptive: section): {pct(adaptive['val_fraction'], 0)}% of each "
+            "class of the training split is held out (hash-ranked, seed S+r) and not trained on; each pass draws the "
+            "rest, every sample augmented with probability p (the other arms are unchanged). After each pass the "
+            f"model's {'train - val accuracy' if adaptive['metric'] == 'gap' else 'mean top-class probability'} on the "
+            f"real images is measured; every {adaptive['interval']} pass(es) p moves by {adaptive['step']:g} towards "
+            f"the target {adaptive['target']:g} (ADA's sign rule), from {adaptive['p_init']:g} within [0, "
+            f"{adaptive['p_max']:g}].")
+
+
 def _notes(settings: Settings, aug: dict) -> list[str]:
     balance = aug["balance"]["target"]
     notes = [
@@ -133,8 +151,9 @@ def evaluate(strategy: Strategy, settings: Settings, out: str | None = None, ove
     check_target(target, overwrite)  # before any work: exit 2, nothing touched
     loaded, cleaned, removed, pipeline, near_distance, label_folds = prepare(strategy, limit, "evaluate")
     aug = strategy.section("augment")
+    adaptive = adaptive_section(strategy)
     ctx = Context(cleaned, pipeline, partial(runner.train_copies, aug), aug["keep_originals"], strategy.seed, settings,
-                  near_distance=near_distance, label_folds=label_folds)
+                  near_distance=near_distance, label_folds=label_folds, adaptive=adaptive if settings.online else None)
     results = run_all(ctx, progress)
     report = {
         "augcli_version": __version__,
@@ -154,6 +173,9 @@ def evaluate(strategy: Strategy, settings: Settings, out: str | None = None, ove
         "results": aggregate(results, settings, min_gain),
         "gate": {"enabled": bool(fail_if_worse), "min_gain": float(min_gain)},
     }
+    if adaptive:  # only then: reports of strategies without the section stay as they were
+        report["protocol"]["adaptive"] = {**adaptive, "applied": settings.online}
+        report["protocol"]["notes"].append(_adaptive_note(settings, adaptive))
     report["gate"]["failures"] = gate_failures(report)
     report["performance"] = {"seconds": time.perf_counter() - started, "jobs": settings.jobs, "tasks": len(results)}
     report = clean_json(report)

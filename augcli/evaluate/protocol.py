@@ -17,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 
+from augcli.adaptive import AdaptiveController, AdaptivePipeline, epoch_metrics, holdout
 from augcli.datasets.base import Dataset
 from augcli.engine import Augmented, augment_dataset
 from augcli.evaluate import models as M
@@ -63,6 +64,7 @@ class Context:
     settings: Settings
     near_distance: int | None = None  # pHash leakage radius (bits) when augcli.clean.leakage is there
     label_folds: int | None = None    # drop label errors found on the training side (clean.label_errors)
+    adaptive: dict | None = None      # the strategy's adaptive: section when enabled (--online arm only)
 
 
 def repeat_seed(seed: int, repeat: int) -> int:
@@ -162,6 +164,39 @@ def _online_epochs(train: Dataset, pipe: Pipeline, epochs: int, test_images: np.
         yield images, labels
 
 
+def _adaptive_epochs(fit: Dataset, val: Dataset, augment: AdaptivePipeline, epochs: int, test_images: np.ndarray,
+                     dropped: list, model: Callable[[], object]):
+    """Like ``_online_epochs`` on ``fit``, each sample augmented with probability p; after each epoch
+    the model is measured on the real ``fit`` images (ADA's overfitting signal concerns the real
+    training data, not the draws) and on ``val``, and the controller takes its step."""
+    control = augment.controller
+    for epoch in range(epochs):
+        images, labels = augment(fit.images, ids=list(fit.ids), copy=epoch + 1, labels=fit.labels)
+        images, labels, n = _drop_leaks(images, labels, test_images)
+        dropped.append(n)
+        yield images, labels
+        if control.metric == "gap" and not len(val):
+            continue  # every class has one training sample: no val accuracy, p stays where it is
+        train_acc, val_acc, confidence = epoch_metrics(model(), fit.images, fit.labels, val.images, val.labels)
+        control.update(confidence if control.metric == "confidence" else train_acc, val_acc)
+
+
+def _adaptive_arm(ctx: Context, data: TaskData, model: str, state: int, k: int, dropped: list) -> tuple[dict, dict]:
+    """The online arm under the strategy's ``adaptive:`` section -> (test scores, p trajectory).
+
+    ``val_fraction`` of each class of the training split is held out (hash-ranked with the repeat's
+    seed) to measure val accuracy and is not trained on."""
+    config = ctx.adaptive
+    fit, val = holdout(data.train, config["val_fraction"], data.seed)
+    control = AdaptiveController.from_config(config)
+    fitted = M.make_model(model, state)
+    M.fit_epochs(fitted, _adaptive_epochs(fit, val, AdaptivePipeline(data.pipeline, control), ctx.settings.epochs,
+                                          data.test.images, dropped, lambda: fitted), k)
+    trace = {"n_fit": len(fit), "n_val": len(val), "p_init": float(config["p_init"]),
+             **{key: [h[key] for h in control.history] for key in ("p", "measure", "train", "val")}}
+    return M.scores(fitted, data.test.images, data.test.labels, k), trace
+
+
 def near_duplicate_mask(train: Dataset, test: Dataset, max_distance: int) -> np.ndarray:
     """Training samples within ``max_distance`` pHash bits of a test sample (``clean.leakage``)."""
     from augcli.clean.leakage import find_leakage
@@ -216,6 +251,9 @@ def run_task(ctx: Context, model: str, fraction: float, repeat: int) -> dict:
                 "online": _online_epochs(train, data.pipeline, epochs, test.images, dropped),
             }
             for arm in ONLINE_ARMS:
+                if arm == "online" and ctx.adaptive:
+                    result["arms"][arm], result["adaptive"] = _adaptive_arm(ctx, data, model, state, k, dropped)
+                    continue
                 fitted = M.fit_epochs(M.make_model(model, state), passes[arm], k)
                 result["arms"][arm] = M.scores(fitted, test.images, test.labels, k)
         else:

@@ -50,6 +50,15 @@ def _comparison(runs: list[dict], treatment: str, baseline: str, min_gain: float
     }
 
 
+def _adaptive_summary(runs: list[dict]) -> dict:
+    """The adaptive online arm: final p over repeats and each repeat's trajectory (p after each update)."""
+    final = [(r["adaptive"]["p"] or [r["adaptive"]["p_init"]])[-1] for r in runs]
+    return {"final_p": {**stats.mean_ci(final), "values": final},
+            "n_fit": _mean_int(r["adaptive"]["n_fit"] for r in runs),
+            "n_val": _mean_int(r["adaptive"]["n_val"] for r in runs),
+            "trajectories": [{key: r["adaptive"][key] for key in ("p", "measure", "train", "val")} for r in runs]}
+
+
 def aggregate(results: list[dict], settings: Settings, min_gain: float = 0.0) -> list[dict]:
     """One row per (model, fraction): per-arm summaries and the paired comparisons."""
     rows = []
@@ -67,6 +76,8 @@ def aggregate(results: list[dict], settings: Settings, min_gain: float = 0.0) ->
                 "arms": {arm: _arm_summary(runs, arm) for arm in settings.arms},
                 "comparisons": [_comparison(runs, t, b, min_gain) for t, b in settings.comparisons],
             })
+            if runs and all("adaptive" in r for r in runs):
+                rows[-1]["adaptive"] = _adaptive_summary(runs)
     return rows
 
 
@@ -180,8 +191,27 @@ def to_markdown(report: dict) -> str:
             lines.append(f"| {row['model']} | {pct(row['fraction'], 0)}% | {c['treatment']} - {c['baseline']} | "
                          f"{diff_text(acc)} | {_p(acc['p_value'])} | {acc['wins']}/{acc['losses']}/{acc['ties']} | "
                          f"{diff_text(c['macro_f1'])} | {c['verdict']} |")
-    lines += _per_class_table(report) + _gate_lines(report) + _protocol_lines(report)
+    lines += _adaptive_table(report) + _per_class_table(report) + _gate_lines(report) + _protocol_lines(report)
     return "\n".join(lines) + "\n"
+
+
+def _adaptive_table(report: dict) -> list[str]:
+    rows = [row for row in report["results"] if "adaptive" in row]
+    if not rows:
+        return []
+    lines = ["", "## Adaptive strength of the online arm (p after the last update)", "",
+             "The online arm ran under the strategy's `adaptive:` section (see Protocol); evaluate.json keeps each "
+             "repeat's trajectory.", "",
+             "| model | train fraction | fit / held out | final p (mean ± 95% CI) | final p per repeat |",
+             "|---|---:|---:|---:|---|"]
+    for row in rows:
+        a = row["adaptive"]
+        final = a["final_p"]
+        lo, hi = final["ci"]
+        ci = "" if lo is None or not math.isfinite(lo) else f" ± {(hi - lo) / 2:.2f}"
+        lines.append(f"| {row['model']} | {pct(row['fraction'], 0)}% | {a['n_fit']:g} / {a['n_val']:g} | "
+                     f"{final['mean']:.2f}{ci} | {', '.join(f'{v:.2f}' for v in final['values'])} |")
+    return lines
 
 
 def _per_class_table(report: dict) -> list[str]:
