@@ -322,3 +322,38 @@ def test_documented_pytorch_loop_runs(digits_images):
     ids = np.array([f"d{i}" for i in range(300)])
     _, control = scope["train"](images[:300], target[:300], ids, images[300:400], target[300:400], epochs=2)
     assert len(control.history) == 2
+
+
+# --- the final choice and the copies ladder ----------------------------------------------------
+
+def test_final_choice_scores_on_fresh_folds(digits_images):
+    """The final choice never re-uses a fold partition a method scored on (no winner's curse)."""
+    task = _task(_unique_digits(digits_images, 120), model="knn", k=3)
+    entries = [{"rotate": {"degrees": 6, "p": 1.0}}]
+    S.cv_score(task, entries, 2)
+    S.choose(task, [S.Candidate("none", []), S.Candidate("rotate", entries)])
+    searched = [j for j in task._partitions if j < S.FINAL_PASS]
+    final = [j for j in task._partitions if j >= S.FINAL_PASS]
+    assert searched == [0, 1] and final == list(range(S.FINAL_PASS, S.FINAL_PASS + S.PASSES))
+    assert all(len(task.partition(j)) == S.FINAL_FOLDS for j in final) and len(task.partition(0)) == 3
+    for j in final:
+        val = np.concatenate([f.val.ids for f in task.partition(j)])
+        assert sorted(val) == sorted(task.train.ids)  # every sample validates exactly once per pass
+
+
+def test_search_chooses_copies_and_reports_the_input_at_them(digits_images, tmp_path):
+    src = _write_npz(tmp_path / "d.npz", _unique_digits(digits_images, 200))
+    st = strategy_from_text(STRATEGY.format(source=src, pipeline=AFFINE), str(tmp_path / "s.yaml"))
+    settings = Settings(method="grid", model="knn", budget=2, folds=2, fraction=0.3, repeats=2)
+    found = search(st, settings, report=str(tmp_path / "auto"))
+    assert found["protocol"]["copies_ladder"] == [2, 4, 8] and found["protocol"]["copies_choice"] == "cv"
+    for r in found["repeats"]:
+        assert r["copies"] in (2, 4, 8)
+        if r["entries"]:
+            assert [c["copies"] for c in r["copies_trace"]] == [2, 4, 8]
+    assert set(found["results"][0]["arms"]) == {"original", "input", "input_copies", "tuned"}
+    tuned = load_strategy(found["output"]["tuned"]).section("augment")
+    assert tuned["copies"] == found["repeats"][0]["copies"] == found["protocol"]["tuned_copies"]
+    fixed = search(st, Settings(**{**settings.__dict__, "copies": 3}), report=str(tmp_path / "fixed"))
+    assert [r["copies"] for r in fixed["repeats"]] == [3, 3] and fixed["protocol"]["copies_choice"] == "fixed"
+    assert "--copies 3" in fixed["tuned"]["yaml"]

@@ -27,15 +27,16 @@ _BUDGETS = "; ".join(f"{name}: {m.default_budget} {m.budget_unit}" for name, m i
               help="The model the policy is tuned for (the evaluate models).")
 @click.option("--budget", type=click.IntRange(1), metavar="N", help=f"Search budget. Defaults: {_BUDGETS}.")
 @click.option("--folds", type=click.IntRange(2), default=3, show_default=True,
-              help="K: cross-validation folds inside the training portion.")
+              help="K: cross-validation folds inside the training portion for the method's own scoring; the final choice uses max(K, 5).")
 @click.option("--train-fraction", "fraction", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
               default=0.1, show_default=True, metavar="F",
               help="Share of each class in the training portion the search sees; the rest is the test split.")
 @click.option("--repeats", type=click.IntRange(1), default=5, show_default=True,
               help="Repeats (seeds S..S+R-1); each searches its own training portion, scored on its test split.")
 @click.option("--copies", type=click.IntRange(0), metavar="N",
-              help="Copies per image of the tuned strategy (default: the input strategy's). Candidates are compared "
-                   "with the input's copies; the report adds the input pipeline at N copies to separate the effects.")
+              help="Copies per image of the tuned strategy (default: chosen by K-fold CV among 1x, 2x and 4x the "
+                   "input's). Candidates are compared at the input's copies; the report adds the input pipeline at "
+                   "the tuned copies to separate the policy's effect from the copies'.")
 @click.option("--jobs", type=click.IntRange(1), default=1, show_default=True,
               help="Worker processes (over repeats); never changes the results.")
 @click.option("-o", "--out", type=click.Path(dir_okay=False), help="The tuned strategy (default: <report>/tuned.yaml).")

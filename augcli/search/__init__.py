@@ -27,7 +27,7 @@ from augcli.io.atomic import AtomicFolder, check_target
 from augcli.search import report as R
 from augcli.search import scoring as S
 from augcli.search.methods import METHODS
-from augcli.search.protocol import FinalSettings, Job, Settings, run_repeats, summary_scores
+from augcli.search.protocol import COPY_FACTORS, FinalSettings, Job, Settings, run_repeats, summary_scores
 from augcli.search.space import Space, build_space
 from augcli.strategy import Strategy, strategy_from_text
 
@@ -73,11 +73,15 @@ def _notes(settings: Settings) -> list[str]:
         "their copies, as `augcli run` would write them). The incumbent - the input strategy, or no augmentation when "
         "it has no pipeline - stays unless the best candidate beats it by more than one standard error of the paired "
         "per-fold differences.",
+        "Copies per image: " + ("fixed by --copies." if settings.copies is not None else
+                                f"the chosen policy is scored at {' / '.join(f'{f}x' for f in COPY_FACTORS)} the input's "
+                                "copies and moves up a step only when that step beats the copies kept so far by more "
+                                "than one standard error (more copies cost training time)."),
         "Test arms, all trained with the same model and random_state on the whole training portion: original (no "
-        "augmentation), input (the strategy's augmentation, evaluate's 'augmented' arm) and tuned (the repeat's "
-        "policy with the tuned strategy's copies - the input's unless --copies - and the input's balance and "
-        "keep_originals); with --copies also input_copies (the input pipeline at those copies, to separate the "
-        "policy's effect from the copies'). Augmented images equal to a test image are dropped, as in evaluate.",
+        "augmentation), input (the strategy's augmentation, evaluate's 'augmented' arm), input_copies (the input "
+        "pipeline at the repeat's tuned copies, which separates the policy's effect from the copies') and tuned (the "
+        "repeat's policy and copies, with the input's balance and keep_originals). Augmented images equal to a test "
+        "image are dropped, as in evaluate.",
         "Repeat 0's policy is the tuned strategy; the other repeats re-run the search on their own training portion, "
         "so the test differences estimate searching-then-training (nested validation), not one fixed policy.",
         "Statistics: mean and 95% Student-t interval over repeats; paired differences with the paired t-test "
@@ -113,11 +117,17 @@ def _adaptive_block(report: dict) -> dict | None:
             "interval": 1, "val_fraction": 0.2}
 
 
+def _copies_at(aug: dict, n: int):
+    """training split -> copies per source with ``n`` copies and the strategy's balance."""
+    return partial(runner.train_copies, {**aug, "copies": int(n)})
+
+
 def _repeat_summary(r: dict) -> dict:
     chosen = r["chosen"]["name"]
     cv = next(c["cv_accuracy"] for c in r["search"]["candidates"] if c["name"] == chosen)
     return {"repeat": r["repeat"], "seed": r["seed"], "n_train": r["n_train"], "n_test": r["n_test"], "chosen": chosen,
-            "cv_accuracy": cv, "policy": r["chosen"]["policy"], "entries": r["chosen"]["entries"], "arms": r["arms"],
+            "cv_accuracy": cv, "policy": r["chosen"]["policy"], "entries": r["chosen"]["entries"],
+            "copies": r["chosen"]["copies"], "copies_trace": r["search"]["copies"], "arms": r["arms"],
             "seconds": r["seconds"]["search"], "trials": r["search"]["trials"], "candidates": r["search"]["candidates"],
             "extra": r["search"]["extra"]}
 
@@ -139,14 +149,13 @@ def search(strategy: Strategy, settings: Settings, report: str | None = None, ou
         raise UsageError(f"{tuned_path}: output already exists; pass --overwrite to replace it")
     loaded, cleaned, removed, pipeline, near_distance, label_folds = prepare(strategy, limit, "search")
     aug = strategy.section("augment")
-    tuned_aug = {**aug, "copies": aug["copies"] if settings.copies is None else int(settings.copies)}
-    copies_arm = tuned_aug["copies"] != aug["copies"] and bool(aug["pipeline"])
+    copies_arm = bool(aug["pipeline"]) and settings.copies != aug["copies"]
     eval_settings = FinalSettings(models=(settings.model,), fractions=(settings.fraction,), repeats=settings.repeats,
                                   copies_arm=copies_arm)
     ctx = P.Context(cleaned, pipeline, partial(runner.train_copies, aug), aug["keep_originals"], strategy.seed,
                     eval_settings, near_distance=near_distance, label_folds=label_folds)
-    job = Job(ctx, settings, build_space(cleaned.image_shape, aug["rules"]), list(aug["pipeline"]),
-              partial(runner.train_copies, tuned_aug), copies_arm)
+    job = Job(ctx, settings, build_space(cleaned.image_shape, aug["rules"]), list(aug["pipeline"]), aug["copies"],
+              max(1, aug["copies"]), partial(_copies_at, aug), copies_arm)
     results = run_repeats(job, progress)
     first = results[0]
     out_report = {
@@ -159,7 +168,9 @@ def search(strategy: Strategy, settings: Settings, report: str | None = None, ou
         "protocol": {"method": settings.method, "model": settings.model, "model_spec": M.describe(settings.model, None),
                      "budget": settings.effective_budget, "budget_unit": METHODS[settings.method].budget_unit,
                      "folds": settings.folds, "fraction": settings.fraction, "repeats": settings.repeats, "limit": limit,
-                     "copies": aug["copies"], "tuned_copies": tuned_aug["copies"], "keep_originals": aug["keep_originals"],
+                     "copies": aug["copies"], "copies_choice": "cv" if settings.copies is None else "fixed",
+                     "copies_ladder": job.ladder(), "tuned_copies": first["chosen"]["copies"],
+                     "keep_originals": aug["keep_originals"],
                      "options": dict(settings.options),
                      "notes": _notes(settings)},
         "space": job.space.to_json(),

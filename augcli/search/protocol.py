@@ -29,7 +29,11 @@ from augcli.search.policy import NONE
 from augcli.search.space import Space
 
 ARMS = ("original", "input", "tuned")
-INPUT_AT_COPIES = "input_copies"  # the input pipeline at the tuned strategy's copies (when they differ)
+INPUT_AT_COPIES = "input_copies"  # the input pipeline at the tuned strategy's copies
+# Copies per image the tuned strategy may write, as multiples of the input's: more augmented copies
+# of a small training set often help as much as a better policy (Fort et al. 2021, "Drawing multiple
+# augmentation samples per image"), so the search tunes them too and the report separates the two.
+COPY_FACTORS = (1, 2, 4)
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,7 @@ class Settings:
     fraction: float = 0.1
     repeats: int = 5
     jobs: int = 1
-    copies: int | None = None   # copies per image of the tuned strategy; None = the input strategy's
+    copies: int | None = None   # copies per image of the tuned strategy; None = chosen by CV (``COPY_FACTORS``)
     options: dict = field(default_factory=dict)
 
     @property
@@ -76,20 +80,30 @@ class Job:
     settings: Settings
     space: Space
     input_entries: list
-    tuned_copies: Callable     # training split -> copies per source of the tuned strategy
-    copies_arm: bool = False   # the tuned strategy's copies differ from the input's
+    input_copies: int          # the input strategy's augment.copies
+    base_copies: int           # copies per image candidates are compared at (the input's, at least 1)
+    copies_for: Callable       # n -> (training split -> copies per source), with the input's balance
+    copies_arm: bool = False   # score the input pipeline at the tuned copies too
+
+    def ladder(self) -> list[int]:
+        """The copies per image the search may choose: fixed by ``--copies``, else ``COPY_FACTORS``."""
+        if self.settings.copies is not None:
+            return [int(self.settings.copies)]
+        return [self.base_copies * f for f in COPY_FACTORS]
 
 
 def _task(job: Job, train, seed: int, state: int) -> S.Task:
     s = job.settings
-    return S.Task(train=train, space=job.space, model=s.model, state=state, seed=seed, copies=job.ctx.copies,
+    return S.Task(train=train, space=job.space, model=s.model, state=state, seed=seed,
+                  copies=job.copies_for(job.base_copies), copies_tag=job.base_copies,
                   keep_originals=job.ctx.keep_originals, rules=job.ctx.pipeline.rules, budget=s.effective_budget,
                   k=s.folds, input_entries=job.input_entries, options=dict(s.options))
 
 
-def search_train(job: Job, train, seed: int, state: int, tick=None) -> tuple[S.Candidate, dict]:
-    """Run the method on a training portion and pick the final policy by K-fold CV among its
-    candidates, no augmentation and the input pipeline (the incumbent: see ``scoring.choose``)."""
+def search_train(job: Job, train, seed: int, state: int, tick=None) -> tuple[S.Candidate, int, dict]:
+    """Run the method on a training portion, pick the final policy by K-fold CV among its
+    candidates, no augmentation and the input pipeline (the incumbent: see ``scoring.choose``),
+    then its copies per image -> (policy, copies, trace)."""
     task = _task(job, train, seed, state)
     result = METHODS[job.settings.method].run(task, tick)
     pool = [S.Candidate("none", [], NONE)]
@@ -97,27 +111,58 @@ def search_train(job: Job, train, seed: int, state: int, tick=None) -> tuple[S.C
         pool.insert(0, S.Candidate("input", job.input_entries))
     pool += result.candidates
     best, scored = S.choose(task, pool)
-    return pool[best], {"trials": result.trials, "candidates": scored, "chosen": pool[best].name, "extra": result.extra}
+    copies, ladder = choose_copies(job, task, pool[best])
+    return pool[best], copies, {"trials": result.trials, "candidates": scored, "chosen": pool[best].name,
+                                "copies": ladder, "extra": result.extra}
 
 
-def _arm(job: Job, data: P.TaskData, entries: list, copies, state: int, k: int) -> tuple[dict, int]:
+def choose_copies(job: Job, task: S.Task, chosen: S.Candidate) -> tuple[int, list[dict]]:
+    """The chosen policy's copies per image: up the ladder unless a step scores worse than the copies
+    kept so far by more than one standard error of the paired per-fold differences. More draws of
+    a policy that CV has just chosen rarely hurt and often help a small training set, so the burden
+    of proof is on stopping; a policy whose extra copies do hurt stays at fewer."""
+    ladder = job.ladder()
+    if not chosen.entries or len(ladder) == 1:
+        return ladder[0], []
+    kept, trace = 0, []
+    for i, n in enumerate(ladder):
+        trace.append({"copies": n, **S.cv_score(S.at_copies(task, job.copies_for(n), n), chosen.entries, S.PASSES,
+                                                S.FINAL_PASS)})
+        if i and not _worse(trace[i]["folds"], trace[kept]["folds"]):
+            kept = i
+    return ladder[kept], trace
+
+
+def _worse(folds: list, incumbent: list) -> bool:
+    diff = np.asarray(folds) - np.asarray(incumbent)
+    return bool(diff.mean() < -diff.std(ddof=1) / np.sqrt(diff.size))
+
+
+def _arm(job: Job, data: P.TaskData, entries: list, copies: int, state: int, k: int) -> tuple[dict, int]:
     """Test scores of the model trained on the training portion augmented by ``entries`` with
-    ``copies``; augmented images equal to a test image are dropped, as in evaluate."""
+    ``copies`` per image; augmented images equal to a test image are dropped, as in evaluate."""
     task = _task(job, data.train, data.seed, state)
-    out = augment_dataset(data.train, S.pipeline(task, entries), copies(data.train), job.ctx.keep_originals)
+    out = augment_dataset(data.train, S.pipeline(task, entries), job.copies_for(copies)(data.train),
+                          job.ctx.keep_originals)
     keep = ~P.duplicates_of(out.images, data.test.images)
     fitted = M.fit(M.make_model(job.settings.model, state), out.images[keep], out.labels[keep])
     return M.scores(fitted, data.test.images, data.test.labels, k), int((~keep).sum())
 
 
-def _tuned_scores(job: Job, data: P.TaskData, chosen: S.Candidate, state: int, k: int, arms: dict) -> tuple[dict, int]:
+def _input_at(job: Job, data: P.TaskData, copies: int, state: int, k: int, arms: dict) -> dict:
+    """The input pipeline at ``copies`` per image (evaluate's augmented arm at the input's copies)."""
+    if copies == job.input_copies:
+        return arms["input"]
+    return _arm(job, data, job.input_entries, copies, state, k)[0]
+
+
+def _tuned_scores(job: Job, data: P.TaskData, chosen: S.Candidate, copies: int, state: int, k: int,
+                  arms: dict) -> tuple[dict, int]:
     if chosen.name == "none":
         return arms["original"], 0
-    if chosen.name == "input" and not job.copies_arm:
-        return arms["input"], data.leaked_augmented
-    if chosen.name == "input":
+    if chosen.name == "input" and INPUT_AT_COPIES in arms:
         return arms[INPUT_AT_COPIES], 0
-    return _arm(job, data, chosen.entries, job.tuned_copies, state, k)
+    return _arm(job, data, chosen.entries, copies, state, k)
 
 
 def run_repeat(job: Job, repeat: int, tick=None) -> dict:
@@ -131,20 +176,20 @@ def run_repeat(job: Job, repeat: int, tick=None) -> dict:
         warnings.simplefilter("ignore")  # convergence warnings of small fits would flood stderr
         data = P.prepare(job.ctx, s.fraction, repeat)
         state = P.model_state(job.ctx.seed, repeat)
-        chosen, found = search_train(job, data.train, data.seed, state, tick)
+        chosen, copies, found = search_train(job, data.train, data.seed, state, tick)
         searched = time.perf_counter() - started
         arms = {"original": M.scores(M.fit(M.make_model(s.model, state), data.train.images, data.train.labels),
                                      data.test.images, data.test.labels, k),
                 "input": M.scores(M.fit(M.make_model(s.model, state), data.augmented.images, data.augmented.labels),
                                   data.test.images, data.test.labels, k)}
         if job.copies_arm:
-            arms[INPUT_AT_COPIES] = _arm(job, data, job.input_entries, job.tuned_copies, state, k)[0]
-        arms["tuned"], tuned_leaks = _tuned_scores(job, data, chosen, state, k, arms)
+            arms[INPUT_AT_COPIES] = _input_at(job, data, copies, state, k, arms)
+        arms["tuned"], tuned_leaks = _tuned_scores(job, data, chosen, copies, state, k, arms)
     return {"model": s.model, "fraction": float(s.fraction), "repeat": int(repeat), "seed": data.seed,
             "n_train": len(data.train), "n_test": len(data.test), "n_augmented": len(data.augmented),
             "leak_removed": data.leaked, "leak_removed_augmented": data.leaked_augmented + tuned_leaks,
             "label_errors_removed": data.label_errors, "arms": arms, "search": found,
-            "chosen": {"name": chosen.name, "entries": chosen.entries,
+            "chosen": {"name": chosen.name, "entries": chosen.entries, "copies": copies,
                        "policy": None if chosen.policy is None else chosen.policy.to_json()},
             "seconds": {"search": searched, "total": time.perf_counter() - started}}
 

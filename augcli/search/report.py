@@ -26,7 +26,7 @@ def command_line(report: dict) -> str:
     args = ["augcli", "search", report["strategy"]["path"], "--method", p["method"], "--model", p["model"],
             "--budget", str(p["budget"]), "--folds", str(p["folds"]), "--train-fraction", f"{p['fraction']:g}",
             "--repeats", str(p["repeats"])]
-    if p["tuned_copies"] != p["copies"]:
+    if p["copies_choice"] == "fixed":
         args += ["--copies", str(p["tuned_copies"])]
     if p["limit"]:
         args += ["--limit", str(p["limit"])]
@@ -89,17 +89,19 @@ def to_markdown(report: dict) -> str:
         t, b = c["treatment"], c["baseline"]
         lines.append(f"- {ARM_NAMES[t]} - {ARM_NAMES[b]}: {_diff_line(row, t, b)}")
     if "input_copies" in row["arms"]:
-        lines += ["", f"The tuned strategy writes {p['tuned_copies']} copies per image, the input strategy "
-                  f"{p['copies']}; 'input pipeline at the tuned copies' separates the policy's effect from the copies'."]
+        copies = sorted({r["copies"] for r in report["repeats"]})
+        lines += ["", f"The tuned strategy writes {p['tuned_copies']} copies per image (repeats chose "
+                  f"{', '.join(map(str, copies))}), the input strategy {p['copies']}; 'input pipeline at the tuned "
+                  "copies' separates the policy's effect from the copies'."]
     tuned = report["tuned"]
     lines += ["", "## Tuned policy (repeat 0)", "", f"Chosen candidate: `{tuned['chosen']}` (K-fold CV accuracy "
               f"{pct(tuned['cv_accuracy'])} %); written to `{report['output']['tuned']}`.", ""]
     lines += [f"- {text}" for text in tuned["description"]]
-    lines += ["", "## Repeats", "", "| repeat | seed | train | test | chosen | CV acc | none | input | tuned | search s |",
-              "|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
+    lines += ["", "## Repeats", "", "| repeat | seed | train | test | chosen | copies | CV acc | none | input | tuned | search s |",
+              "|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
     for r in report["repeats"]:
         acc = {a: pct(r["arms"][a]["accuracy"]) for a in ("original", "input", "tuned")}
-        lines.append(f"| {r['repeat']} | {r['seed']} | {r['n_train']} | {r['n_test']} | {r['chosen']} | "
+        lines.append(f"| {r['repeat']} | {r['seed']} | {r['n_train']} | {r['n_test']} | {r['chosen']} | {r['copies']} | "
                      f"{pct(r['cv_accuracy'])} | {acc['original']} | {acc['input']} | {acc['tuned']} | {r['seconds']:.1f} |")
     lines += _method_lines(report) + _space_lines(report)
     lines += ["", "## Protocol", ""] + [f"- {text}" for text in p["notes"]]

@@ -9,7 +9,7 @@ repeat's test split never reaches this module). Every candidate is augmented wit
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -27,6 +27,9 @@ from augcli.transforms.registry import build
 _FOLD_STEP = 0xF01D  # sub-stream that ranks samples into folds (independent of augmentation draws)
 _PASS_OFFSET = 7919  # seed offset between CV passes: new folds and new augmentation draws
 PASSES = 3           # K-fold passes behind every final choice
+FINAL_PASS = 1000    # the final choice's passes start here: partitions and draws no method searched on
+FINAL_FOLDS = 5      # folds of the final choice: training on 4/5 of the portion is closer to training on all of it
+SWITCH_T = 2.0      # a candidate replaces the incumbent when it wins by more than this many standard errors
 
 
 @dataclass
@@ -60,6 +63,7 @@ class Task:
     k: int                       # folds per partition
     input_entries: list
     options: dict = field(default_factory=dict)
+    copies_tag: object = None    # names ``copies`` in the score cache when candidates are scored at other copies
     cache: dict = field(default_factory=dict)
     _partitions: dict = field(default_factory=dict)
 
@@ -73,9 +77,11 @@ class Task:
         return self.partition(0)
 
     def partition(self, j: int) -> list[Fold]:
-        """Partition ``j`` of the training portion into K stratified folds (a different ranking per j)."""
+        """Partition ``j`` of the training portion into stratified folds (a different ranking per j):
+        K folds for the methods' passes, ``FINAL_FOLDS`` for the final choice's."""
         if j not in self._partitions:
-            self._partitions[j] = make_folds(self.train, self.seed + j * _PASS_OFFSET, self.k)
+            k = max(self.k, FINAL_FOLDS) if j >= FINAL_PASS else self.k
+            self._partitions[j] = make_folds(self.train, self.seed + j * _PASS_OFFSET, k)
         return self._partitions[j]
 
 
@@ -115,16 +121,17 @@ def accuracy(model, data: Dataset) -> float:
     return float(np.mean(model.predict(M.features(data.images)) == data.labels)) if len(data) else float("nan")
 
 
-def cv_score(task: Task, entries: list, passes: int = 1) -> dict:
-    """Accuracy of training with ``entries``, over ``passes`` K-fold passes (each with its own fold
-    partition and augmentation draws): {"accuracy": mean, "folds": per fold of every pass}. Cached
-    per pass, so asking for more passes later only adds the missing ones."""
-    key = json.dumps(entries, sort_keys=True)
-    done = task.cache.setdefault(key, [])
-    for j in range(len(done), passes):
-        seed = task.seed + j * _PASS_OFFSET
-        done.append([accuracy(fit_on(task, f.train, entries, seed), f.val) for f in task.partition(j)])
-    folds = [a for part in done[:passes] for a in part]
+def cv_score(task: Task, entries: list, passes: int = 1, first: int = 0) -> dict:
+    """Accuracy of training with ``entries``, over K-fold passes ``first .. first + passes - 1``
+    (each with its own fold partition and augmentation draws): {"accuracy": mean, "folds": per fold
+    of every pass}. Cached per pass, so asking for more passes later only adds the missing ones."""
+    key = json.dumps([entries, task.copies_tag], sort_keys=True)
+    folds = []
+    for j in range(first, first + passes):
+        if (key, j) not in task.cache:
+            seed = task.seed + j * _PASS_OFFSET
+            task.cache[key, j] = [accuracy(fit_on(task, f.train, entries, seed), f.val) for f in task.partition(j)]
+        folds += task.cache[key, j]
     return {"accuracy": float(np.mean(folds)), "folds": folds, "passes": passes}
 
 
@@ -206,18 +213,25 @@ def choose(task: Task, candidates: list[Candidate], passes: int = PASSES) -> tup
     and keeps its place unless the best candidate by mean accuracy over ``passes`` K-fold passes
     beats it by more than one standard error of their paired per-fold differences (t > 1). On a
     small training portion CV differences of a few tenths of a point are noise; without this rule
-    the largest of many noisy scores would replace a sound strategy by chance.
+    the largest of many noisy scores would replace a sound strategy by chance. The passes are fresh
+    ones (from ``FINAL_PASS``): re-using the folds a method picked its candidates on would favour
+    whichever candidate was luckiest there (the winner's curse).
     Returns the chosen index and every candidate's score."""
-    scores = [cv_score(task, c.entries, passes) for c in candidates]
+    scores = [cv_score(task, c.entries, passes, FINAL_PASS) for c in candidates]
     best = int(np.argmax([s["accuracy"] for s in scores]))  # argmax keeps the first of equal scores
     diff = np.asarray(scores[best]["folds"]) - np.asarray(scores[0]["folds"])
     se = float(diff.std(ddof=1) / np.sqrt(diff.size)) if diff.size > 1 else 0.0
-    chosen = best if best == 0 or diff.mean() > se else 0
+    chosen = best if best == 0 or diff.mean() > SWITCH_T * se else 0
     table = [{"name": c.name, "cv_accuracy": s["accuracy"], "folds": s["folds"], "vs_incumbent": float(
         np.mean(np.asarray(s["folds"]) - np.asarray(scores[0]["folds"]))), "policy": None if c.policy is None
         else c.policy.to_json()} for c, s in zip(candidates, scores)]
     table[best]["se_vs_incumbent"] = se
     return chosen, table
+
+
+def at_copies(task: Task, copies: Callable, tag) -> Task:
+    """``task`` with candidates trained on ``copies`` copies per image; folds and score cache shared."""
+    return replace(task, copies=copies, copies_tag=tag)
 
 
 @dataclass
