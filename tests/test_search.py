@@ -357,3 +357,18 @@ def test_search_chooses_copies_and_reports_the_input_at_them(digits_images, tmp_
     fixed = search(st, Settings(**{**settings.__dict__, "copies": 3}), report=str(tmp_path / "fixed"))
     assert [r["copies"] for r in fixed["repeats"]] == [3, 3] and fixed["protocol"]["copies_choice"] == "fixed"
     assert "--copies 3" in fixed["tuned"]["yaml"]
+
+
+def test_an_adaptive_policy_writes_an_adaptive_section_the_strategy_accepts(digits_images, tmp_path):
+    from augcli.search import _adaptive_block
+    from augcli.search.report import tuned_yaml
+
+    src = _write_npz(tmp_path / "d.npz", _unique_digits(digits_images, 150))
+    st = strategy_from_text(STRATEGY.format(source=src, pipeline=AFFINE), str(tmp_path / "s.yaml"))
+    report = search(st, Settings(method="adaptive", model="mlp", budget=2, folds=2, fraction=0.3, repeats=1),
+                    report=str(tmp_path / "r"))
+    report["tuned"]["chosen"] = "ada p=0.5 level=3"   # as when the adaptive method's policy wins
+    block = _adaptive_block(report)
+    loaded = strategy_from_text(tuned_yaml(st, report, block), str(tmp_path / "t.yaml"))
+    assert loaded.section("adaptive") == {**block, "enabled": True}
+    assert _adaptive_block({**report, "protocol": {**report["protocol"], "method": "grid"}}) is None

@@ -103,13 +103,10 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def _adaptive_block(report: dict) -> dict | None:
-    """The tuned strategy's ``adaptive:`` section when the adaptive method's policy was chosen and
-    the strategy schema has the section. The tuned ops already fire with the settled p, so the
-    on-line gate starts at 1 (the tuned strength) and the controller moves it from there."""
-    from augcli.strategy import SCHEMA
-
-    if report["protocol"]["method"] != "adaptive" or "adaptive" not in SCHEMA or \
-            not report["tuned"]["chosen"].startswith("ada"):
+    """The tuned strategy's ``adaptive:`` section when the adaptive method's policy was chosen. The
+    tuned ops already fire with the settled p, so the on-line gate starts at 1 (the tuned strength)
+    and the controller moves it from there."""
+    if report["protocol"]["method"] != "adaptive" or not report["tuned"]["chosen"].startswith("ada"):
         return None
     from augcli.search.adaptive import STEP, TARGET
 

@@ -67,10 +67,6 @@ def tuned_yaml(strategy, report: dict, adaptive_block: dict | None = None) -> st
              f"# tuned - none: {_diff_line(row, 'tuned', 'original')}",
              f"# tuned - input: {_diff_line(row, 'tuned', 'input')}"]
     lines += [f"# policy: {text}" for text in report["tuned"]["description"]]
-    if adaptive_block is None and report["tuned"]["chosen"].startswith("ada"):
-        lines += [f"# Settled strength p = {report['method'].get('p', 0):g} (every op's probability above). On-line: "
-                  "an `adaptive:` section (augcli.adaptive.ADAPTIVE_SPEC) with enabled: true and p_init: 1 gates "
-                  "this pipeline and adapts it while training (docs/training-loops.md)."]
     return "\n".join(lines) + "\n" + dataclasses.replace(strategy, config=config).to_yaml()
 
 
