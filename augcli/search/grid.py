@@ -22,12 +22,12 @@ from augcli.search import scoring as S
 from augcli.search.policy import randaugment_policy
 
 N_VALUES = (1, 2)
-M_VALUES = (1, 2, 4, 7)
+M_VALUES = (2, 4, 7)
 OPSETS = (("warps", ("geometric",), ("shift",)), ("warps+shift", ("geometric",), ()),
           ("warps+photometric", ("geometric", "photometric"), ("shift", "invert")))
 DEFAULT_BUDGET = len(N_VALUES) * len(M_VALUES) * len(OPSETS)
 KEEP = 1 / 3
-PROPOSE = 5
+PROPOSE = 3
 
 
 def grid_points(space, budget: int) -> list[tuple[str, list[str], int, int]]:
