@@ -149,19 +149,19 @@ def _arm(job: Job, data: P.TaskData, entries: list, copies: int, state: int, k: 
     return M.scores(fitted, data.test.images, data.test.labels, k), int((~keep).sum())
 
 
-def _input_at(job: Job, data: P.TaskData, copies: int, state: int, k: int, arms: dict) -> dict:
-    """The input pipeline at ``copies`` per image (evaluate's augmented arm at the input's copies)."""
+def _input_at(job: Job, data: P.TaskData, copies: int, state: int, k: int, arms: dict) -> tuple[dict, int]:
+    """The input pipeline at ``copies`` per image -> (test scores, augmented images dropped as test duplicates)."""
     if copies == job.input_copies:
-        return arms["input"]
-    return _arm(job, data, job.input_entries, copies, state, k)[0]
+        return arms["input"], data.leaked_augmented
+    return _arm(job, data, job.input_entries, copies, state, k)
 
 
 def _tuned_scores(job: Job, data: P.TaskData, chosen: S.Candidate, copies: int, state: int, k: int,
                   arms: dict) -> tuple[dict, int]:
     if chosen.name == "none":
         return arms["original"], 0
-    if chosen.name == "input" and INPUT_AT_COPIES in arms:
-        return arms[INPUT_AT_COPIES], 0
+    if chosen.name == "input":
+        return _input_at(job, data, copies, state, k, arms)
     return _arm(job, data, chosen.entries, copies, state, k)
 
 
@@ -182,9 +182,10 @@ def run_repeat(job: Job, repeat: int, tick=None) -> dict:
                                      data.test.images, data.test.labels, k),
                 "input": M.scores(M.fit(M.make_model(s.model, state), data.augmented.images, data.augmented.labels),
                                   data.test.images, data.test.labels, k)}
-        if job.copies_arm:
-            arms[INPUT_AT_COPIES] = _input_at(job, data, copies, state, k, arms)
         arms["tuned"], tuned_leaks = _tuned_scores(job, data, chosen, copies, state, k, arms)
+        if job.copies_arm:
+            same = chosen.name == "input"  # the tuned arm is the input pipeline at the tuned copies
+            arms[INPUT_AT_COPIES] = arms["tuned"] if same else _input_at(job, data, copies, state, k, arms)[0]
     return {"model": s.model, "fraction": float(s.fraction), "repeat": int(repeat), "seed": data.seed,
             "n_train": len(data.train), "n_test": len(data.test), "n_augmented": len(data.augmented),
             "leak_removed": data.leaked, "leak_removed_augmented": data.leaked_augmented + tuned_leaks,
