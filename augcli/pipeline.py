@@ -133,9 +133,10 @@ class Pipeline:
             # from (seed, id, copy) instead, so only per-sample scalars and short vectors are listed
             values = {k: v for k, v in leaf.items()
                       if k != "gate" and isinstance(v, np.ndarray) and v[0:1].size <= _MAX_RECORDED}
-            for i in fired:
+            columns = {k: _json_column(v[fired]) for k, v in values.items()}
+            for j, i in enumerate(fired.tolist()):
                 op = {"op": name}
-                op.update({k: _json_value(v[i]) for k, v in values.items()})
+                op.update({k: column[j] for k, column in columns.items()})
                 per_sample[i].append(op)
         return per_sample
 
@@ -150,12 +151,13 @@ class Pipeline:
         return [t.to_config() for t in self.transforms]
 
 
-def _json_value(value):
-    arr = np.asarray(value)
-    if arr.ndim == 0:
-        item = arr.item()
-        return round(item, 6) if isinstance(item, float) else item
-    return np.round(arr, 6).tolist() if arr.dtype.kind == "f" else arr.tolist()
+def _json_column(values: np.ndarray) -> list:
+    """One parameter of several samples as JSON-ready Python values, floats rounded to 6 places
+    (converted per column: per-sample NumPy scalars made the manifest the augment stage's main cost)."""
+    if values.ndim == 1:
+        items = values.tolist()
+        return [round(x, 6) for x in items] if values.dtype.kind == "f" else items
+    return (np.round(values, 6) if values.dtype.kind == "f" else values).tolist()
 
 
 _MAX_RECORDED = 16  # values per sample above which a parameter is not written to the manifest

@@ -86,6 +86,10 @@ def pixel_sha256(images: np.ndarray) -> list[str]:
     return [hashlib.sha256(row.tobytes()).hexdigest() for row in flat]
 
 
+# one encoder for every line: json.dumps builds a new encoder per call when given options
+_LINE_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=False, separators=(",", ":"))
+
+
 def manifest_line(record: dict) -> str:
     """One JSON line; json escapes every control character, so a crafted name cannot forge a line."""
-    return json.dumps(record, ensure_ascii=False, sort_keys=False, separators=(",", ":"))
+    return _LINE_ENCODER.encode(record)
