@@ -38,6 +38,10 @@ class SchemaError(ValueError):
         self.path = tuple(path)
         self.message = message
 
+    def __reduce__(self):
+        # worker processes send exceptions back pickled; the default would call __init__(message)
+        return type(self), (self.path, self.message)
+
 
 def format_path(path: tuple) -> str:
     """``('augment', 'pipeline', 2, 'rotate')`` -> ``augment.pipeline[2].rotate``."""

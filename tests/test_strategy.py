@@ -93,3 +93,14 @@ def test_sha256_tracks_content():
     a = strategy_from_text(GOOD, "a.yaml")
     assert a.sha256 == strategy_from_text(GOOD, "b.yaml").sha256
     assert a.sha256 != strategy_from_text(GOOD.replace("seed: 3", "seed: 4"), "a.yaml").sha256
+
+
+def test_schema_errors_survive_a_trip_to_a_worker_process():
+    """Worker pools send exceptions back pickled; a SchemaError must arrive whole, not as a TypeError."""
+    import pickle
+
+    from augcli.errors import SchemaError
+
+    err = pickle.loads(pickle.dumps(SchemaError(("augment", "pipeline", 0), "expected a number")))
+    assert isinstance(err, SchemaError) and err.path == ("augment", "pipeline", 0)
+    assert err.message == str(err) == "expected a number"
