@@ -211,9 +211,10 @@ class Draws:
 def choose(task: Task, candidates: list[Candidate], passes: int = PASSES) -> tuple[int, list[dict]]:
     """The final choice: ``candidates[0]`` is the incumbent (the input strategy, or no augmentation)
     and keeps its place unless the best candidate by mean accuracy over ``passes`` K-fold passes
-    beats it by more than one standard error of their paired per-fold differences (t > 1). On a
+    beats it by more than ``SWITCH_T`` standard errors of their paired per-fold differences. On a
     small training portion CV differences of a few tenths of a point are noise; without this rule
-    the largest of many noisy scores would replace a sound strategy by chance. The passes are fresh
+    the largest of many noisy scores would replace a sound strategy by chance (with t > 1 the
+    switches lost test accuracy on digits as often as they gained it). The passes are fresh
     ones (from ``FINAL_PASS``): re-using the folds a method picked its candidates on would favour
     whichever candidate was luckiest there (the winner's curse).
     Returns the chosen index and every candidate's score."""
