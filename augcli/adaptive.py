@@ -53,7 +53,7 @@ ADAPTIVE_SPEC = _Section(doc="adapt the augmentation strength p during on-line t
     "p_init": Float(0.0, 0.0, 1.0, doc="strength at the start of training"),
     "p_max": Float(1.0, 0.0, 1.0, doc="largest strength"),
     "interval": Int(1, 1, 10_000, doc="epochs per update (the measure is averaged over them)"),
-    "val_fraction": Float(0.2, 0.05, 0.5, doc="share of each class of the training split held out to measure val accuracy"),
+    "val_fraction": Float(0.2, 0.05, 0.5, doc="metric gap: share of each class of the training split held out to measure val accuracy (confidence needs none)"),
 })
 
 _GATE_STEP = 0xADA  # sub-stream of the per-sample strength gate: independent of the pipeline's draws

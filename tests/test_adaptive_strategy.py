@@ -66,11 +66,14 @@ def test_evaluate_online_adapts_p_deterministically(tmp_path):
     for trace in row["adaptive"]["trajectories"]:
         assert trace["p"] == pytest.approx([0.2, 0.4, 0.6, 0.6])
     assert row["adaptive"]["final_p"]["values"] == pytest.approx([0.6, 0.6])
-    assert row["adaptive"]["n_val"] > 0 and row["adaptive"]["n_fit"] + row["adaptive"]["n_val"] == row["n_train"]
+    # the confidence measure needs no held-out part: the online arm trains on the whole split
+    assert row["adaptive"]["n_val"] == 0 and row["adaptive"]["n_fit"] == row["n_train"]
     md = (tmp_path / "a" / "evaluate.md").read_text()
     assert "## Adaptive strength of the online arm" in md and "| 0.60 ± 0.00 | 0.60, 0.60 |" in md
     fall = _online(write_strategy(tmp_path / "fall.yaml", FALL), tmp_path / "c")
-    for trace in fall["results"][0]["adaptive"]["trajectories"]:  # a gap below 1: p falls to 0
+    held_out = fall["results"][0]["adaptive"]
+    assert held_out["n_val"] > 0 and held_out["n_fit"] + held_out["n_val"] == row["n_train"]  # gap: val split
+    for trace in held_out["trajectories"]:  # a gap below 1: p falls to 0
         assert trace["p"] == pytest.approx([0.7, 0.4, 0.1, 0.0])
         assert all(t - v < 1.0 for t, v in zip(trace["train"], trace["val"]))
     assert fall["results"][0]["arms"]["original"] == row["arms"]["original"]  # other arms unchanged

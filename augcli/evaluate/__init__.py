@@ -98,9 +98,11 @@ def adaptive_section(strategy: Strategy) -> dict | None:
 def _adaptive_note(settings: Settings, adaptive: dict) -> str:
     if not settings.online:
         return "The strategy's adaptive: section is enabled but applies to --online only; not used here."
-    return (f"Adaptive online arm (the strategy's adaptive: section): {pct(adaptive['val_fraction'], 0)}% of each "
-            "class of the training split is held out (hash-ranked, seed S+r) and not trained on; each pass draws the "
-            "rest, every sample augmented with probability p (the other arms are unchanged). After each pass the "
+    held_out = (f"{pct(adaptive['val_fraction'], 0)}% of each class of the training split is held out (hash-ranked, "
+                "seed S+r) and not trained on; each pass draws the rest" if adaptive["metric"] == "gap" else
+                "each pass draws the whole training split (the confidence measure needs no held-out part)")
+    return (f"Adaptive online arm (the strategy's adaptive: section): {held_out}, every sample augmented with "
+            "probability p (the other arms are unchanged). After each pass the "
             f"model's {'train - val accuracy' if adaptive['metric'] == 'gap' else 'mean top-class probability'} on the "
             f"real images is measured; every {adaptive['interval']} pass(es) p moves by {adaptive['step']:g} towards "
             f"the target {adaptive['target']:g} (ADA's sign rule), from {adaptive['p_init']:g} within [0, "

@@ -184,10 +184,14 @@ def _adaptive_epochs(fit: Dataset, val: Dataset, augment: AdaptivePipeline, epoc
 def _adaptive_arm(ctx: Context, data: TaskData, model: str, state: int, k: int, dropped: list) -> tuple[dict, dict]:
     """The online arm under the strategy's ``adaptive:`` section -> (test scores, p trajectory).
 
-    ``val_fraction`` of each class of the training split is held out (hash-ranked with the repeat's
-    seed) to measure val accuracy and is not trained on."""
+    With ``metric: gap``, ``val_fraction`` of each class of the training split is held out
+    (hash-ranked with the repeat's seed) to measure val accuracy and is not trained on; ``metric:
+    confidence`` needs no held-out part and trains on the whole split."""
     config = ctx.adaptive
-    fit, val = holdout(data.train, config["val_fraction"], data.seed)
+    if config["metric"] == "gap":
+        fit, val = holdout(data.train, config["val_fraction"], data.seed)
+    else:
+        fit, val = data.train, data.train.subset(np.zeros(0, dtype=np.int64))
     control = AdaptiveController.from_config(config)
     fitted = M.make_model(model, state)
     M.fit_epochs(fitted, _adaptive_epochs(fit, val, AdaptivePipeline(data.pipeline, control), ctx.settings.epochs,
