@@ -1,9 +1,9 @@
 """The README's search table: every method for every model on digits at 10 % training data.
 
-    python benchmarks/search_table.py [--models svm,mlp,logreg,knn] [--methods grid,...] [--jobs 2]
+    python benchmarks/search_table.py [--models svm,mlp,logreg,knn] [--methods grid,...] [--jobs 2] [--repeats 10]
 
 Runs ``augcli search configs/digits.yaml --method M --model X`` with each method's default budget
-and 5 repeats, and ``augcli evaluate`` of RandAugment (n=2, m=9) on the same splits (evaluate's
+and ``--repeats`` repeats (seeds 0 .. R-1), and ``augcli evaluate`` of RandAugment (n=2, m=9) on the same splits (evaluate's
 repeat r and search's repeat r share the seed S + r, hence the training portion and test split).
 Prints a Markdown table of held-out test accuracy and each method's wall time, and writes it to
 data/out/search-table/table.md; the reports stay in data/out/search-table/.
@@ -22,7 +22,6 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "data" / "out" / "search-table"
 STRATEGY = "configs/digits.yaml"
 FRACTION = "0.1"
-REPEATS = "5"
 # RandAugment's usual setting; fill 0 is the digits' background (its default grey 128 would paint
 # a frame no test digit has)
 RANDAUGMENT = "augment.pipeline=[{randaugment: {n: 2, m: 9, fill: 0}}]"
@@ -49,10 +48,12 @@ def main() -> None:
     ap.add_argument("--models", default="svm,mlp,logreg,knn")
     ap.add_argument("--methods", default="grid,density,adversarial,adaptive")
     ap.add_argument("--jobs", default="2")
+    ap.add_argument("--repeats", default="10", help="repeats (seeds 0..R-1); evaluate's default is 10")
     args = ap.parse_args()
+    repeats = args.repeats
     models, methods = args.models.split(","), args.methods.split(",")
     ra_dir = OUT / "randaugment"
-    _augcli("evaluate", STRATEGY, "--set", RANDAUGMENT, "--train-fraction", FRACTION, "--repeats", REPEATS,
+    _augcli("evaluate", STRATEGY, "--set", RANDAUGMENT, "--train-fraction", FRACTION, "--repeats", repeats,
             "--jobs", args.jobs, *[a for m in models for a in ("--model", m)], "-o", str(ra_dir))
     ra = {row["model"]: row for row in json.loads((ra_dir / "evaluate.json").read_text())["results"]}
     rows, seconds = {}, {}
@@ -60,11 +61,11 @@ def main() -> None:
         for method in methods:
             target = OUT / f"{method}-{model}"
             seconds[model, method] = _augcli("search", STRATEGY, "--method", method, "--model", model,
-                                             "--train-fraction", FRACTION, "--repeats", REPEATS, "--jobs", args.jobs,
+                                             "--train-fraction", FRACTION, "--repeats", repeats, "--jobs", args.jobs,
                                              "--report", str(target))
             rows[model, method] = json.loads((target / "search.json").read_text())
     lines = [f"Held-out test accuracy (%), digits, {float(FRACTION):.0%} of each class for training, mean of "
-             f"{REPEATS} repeats; below each method: tuned - digits.yaml in points [95 % CI].", "",
+             f"{repeats} repeats; below each method: tuned - digits.yaml in points [95 % CI].", "",
              "| model | none | digits.yaml | randaugment n=2 m=9 | " + " | ".join(methods) + " |",
              "|---|" + "---:|" * (3 + len(methods))]
     for model in models:
@@ -83,7 +84,7 @@ def main() -> None:
             report = rows[model, method]
             cells.append(f"{_diff(report['results'][0], 'tuned', 'input_copies')} ({report['protocol']['tuned_copies']})")
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
-    lines += ["", "Wall time of `augcli search` (5 repeats, --jobs " + args.jobs + "; the slowest repeat's search in "
+    lines += ["", f"Wall time of `augcli search` ({repeats} repeats, --jobs " + args.jobs + "; the slowest repeat's search in "
               "brackets):", "", "| model | " + " | ".join(methods) + " |", "|---|" + "---:|" * len(methods)]
     for model in models:
         cells = [f"{seconds[model, m]:.0f} s ({max(rows[model, m]['performance']['search_seconds']):.0f} s)"
