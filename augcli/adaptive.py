@@ -216,18 +216,23 @@ def epoch_metrics(model, images: np.ndarray, labels: np.ndarray, val_images: np.
 
 
 def adaptive_epochs(augment: AdaptivePipeline, train, val, epochs: int, model: Callable[[], object],
-                    exclude: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                    exclude: np.ndarray | None = None, measure_real: bool = False,
+                    dropped: list | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Epoch e yields a fresh draw ``augment(train, copy=e + 1)``; when the caller asks for the next
-    epoch, ``model()`` (the model after training on this one) is measured on that draw and on
-    ``val`` and the controller takes its step. Fits ``evaluate.models.fit_epochs`` as is::
+    epoch, ``model()`` (the model after training on this one) is measured on that draw - or on the
+    real ``train`` images with ``measure_real`` - and on ``val``, and the controller takes its step.
+    Fits ``evaluate.models.fit_epochs`` as is::
 
         model = make_model("mlp", 0)
         fit_epochs(model, adaptive_epochs(augment, train, val, 100, lambda: model), num_classes)
 
     ``train`` and ``val`` are ``Dataset``s; ``val`` must be disjoint from ``train``. Augmented
-    images equal to one of ``exclude`` (e.g. the test images, as ``augcli evaluate`` does) are dropped.
+    images equal to one of ``exclude`` (e.g. the test images, as ``augcli evaluate`` does) are dropped
+    and their count per epoch appended to ``dropped``. With ``metric: gap`` and an empty ``val``
+    there is no val accuracy, so p stays where it is.
     """
     ids = list(train.ids)
+    control = augment.controller
     for epoch in range(epochs):
         images, labels = augment(train.images, ids=ids, copy=epoch + 1, labels=train.labels)
         if exclude is not None:
@@ -235,9 +240,14 @@ def adaptive_epochs(augment: AdaptivePipeline, train, val, epochs: int, model: C
 
             keep = ~duplicates_of(images, exclude)
             images, labels = images[keep], labels[keep]
+            if dropped is not None:
+                dropped.append(int((~keep).sum()))
         yield images, labels
-        train_acc, val_acc, confidence = epoch_metrics(model(), images, labels, val.images, val.labels)
-        augment.controller.update(confidence if augment.controller.metric == "confidence" else train_acc, val_acc)
+        if control.metric == "gap" and not len(val):
+            continue
+        seen, seen_labels = (train.images, train.labels) if measure_real else (images, labels)
+        train_acc, val_acc, confidence = epoch_metrics(model(), seen, seen_labels, val.images, val.labels)
+        control.update(confidence if control.metric == "confidence" else train_acc, val_acc)
 
 
 def holdout(train, fraction: float, seed: int):

@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from augcli.adaptive import AdaptiveController, AdaptivePipeline, epoch_metrics, holdout
+from augcli.adaptive import AdaptiveController, AdaptivePipeline, adaptive_epochs, holdout
 from augcli.datasets.base import Dataset
 from augcli.engine import Augmented, augment_dataset
 from augcli.evaluate import models as M
@@ -164,23 +164,6 @@ def _online_epochs(train: Dataset, pipe: Pipeline, epochs: int, test_images: np.
         yield images, labels
 
 
-def _adaptive_epochs(fit: Dataset, val: Dataset, augment: AdaptivePipeline, epochs: int, test_images: np.ndarray,
-                     dropped: list, model: Callable[[], object]):
-    """Like ``_online_epochs`` on ``fit``, each sample augmented with probability p; after each epoch
-    the model is measured on the real ``fit`` images (ADA's overfitting signal concerns the real
-    training data, not the draws) and on ``val``, and the controller takes its step."""
-    control = augment.controller
-    for epoch in range(epochs):
-        images, labels = augment(fit.images, ids=list(fit.ids), copy=epoch + 1, labels=fit.labels)
-        images, labels, n = _drop_leaks(images, labels, test_images)
-        dropped.append(n)
-        yield images, labels
-        if control.metric == "gap" and not len(val):
-            continue  # every class has one training sample: no val accuracy, p stays where it is
-        train_acc, val_acc, confidence = epoch_metrics(model(), fit.images, fit.labels, val.images, val.labels)
-        control.update(confidence if control.metric == "confidence" else train_acc, val_acc)
-
-
 def _adaptive_arm(ctx: Context, data: TaskData, model: str, state: int, k: int, dropped: list) -> tuple[dict, dict]:
     """The online arm under the strategy's ``adaptive:`` section -> (test scores, p trajectory).
 
@@ -194,8 +177,10 @@ def _adaptive_arm(ctx: Context, data: TaskData, model: str, state: int, k: int, 
         fit, val = data.train, data.train.subset(np.zeros(0, dtype=np.int64))
     control = AdaptiveController.from_config(config)
     fitted = M.make_model(model, state)
-    M.fit_epochs(fitted, _adaptive_epochs(fit, val, AdaptivePipeline(data.pipeline, control), ctx.settings.epochs,
-                                          data.test.images, dropped, lambda: fitted), k)
+    # ADA's overfitting signal concerns the real training images, not the draws: measure_real
+    M.fit_epochs(fitted, adaptive_epochs(AdaptivePipeline(data.pipeline, control), fit, val, ctx.settings.epochs,
+                                         lambda: fitted, exclude=data.test.images, measure_real=True,
+                                         dropped=dropped), k)
     trace = {"n_fit": len(fit), "n_val": len(val), "p_init": float(config["p_init"]),
              **{key: [h[key] for h in control.history] for key in ("p", "measure", "train", "val")}}
     return M.scores(fitted, data.test.images, data.test.labels, k), trace

@@ -133,8 +133,13 @@ def command_line(report: dict) -> str:
         args += ["--online", "--epochs", str(p["epochs"])]
     if p["pca"]:
         args += ["--pca", str(p["pca"])]
-    if p["limit"]:
-        args += ["--limit", str(p["limit"])]
+    return finish_command(args, report)
+
+
+def finish_command(args: list[str], report: dict) -> str:
+    """``args`` plus the options every command shares (``--limit``, ``--set``), shell-quoted."""
+    p = report["protocol"]
+    args = args + (["--limit", str(p["limit"])] if p["limit"] else [])
     for expr in report["strategy"]["overrides"]:
         args += ["--set", expr]
     return shlex.join(args)

@@ -68,15 +68,16 @@ def _notes(settings: Settings) -> list[str]:
         "S+r): the given fraction of each class is the training portion, the rest the test split.",
         f"The search sees only the training portion: its {settings.folds} stratified folds are made inside it, and "
         "every candidate is augmented with the repeat's seed (common random numbers).",
-        f"Each method's candidates, no augmentation and the input strategy's pipeline are compared by K-fold CV accuracy "
-        f"over {S.PASSES} passes (new fold partitions and draws each; the model trained on the fold-train images plus "
+        f"Each method's candidates, no augmentation and the input strategy's pipeline are compared by "
+        f"{max(settings.folds, S.FINAL_FOLDS)}-fold CV accuracy over {S.PASSES} fresh passes (fold partitions and draws "
+        "no method searched on, new ones each pass; the model trained on the fold-train images plus "
         "their copies, as `augcli run` would write them). The incumbent - the input strategy, or no augmentation when "
-        "it has no pipeline - stays unless the best candidate beats it by more than one standard error of the paired "
-        "per-fold differences.",
+        f"it has no pipeline - stays unless the best candidate beats it by more than {S.SWITCH_T:g} standard errors of "
+        "the paired per-fold differences.",
         "Copies per image: " + ("fixed by --copies." if settings.copies is not None else
                                 f"the chosen policy is scored at {' / '.join(f'{f}x' for f in COPY_FACTORS)} the input's "
-                                "copies and moves up a step only when that step beats the copies kept so far by more "
-                                "than one standard error (more copies cost training time)."),
+                                "copies and moves up a step unless CV finds that step worse than the copies kept so far "
+                                "by more than one standard error."),
         "Test arms, all trained with the same model and random_state on the whole training portion: original (no "
         "augmentation), input (the strategy's augmentation, evaluate's 'augmented' arm), input_copies (the input "
         "pipeline at the repeat's tuned copies, which separates the policy's effect from the copies') and tuned (the "
@@ -152,7 +153,7 @@ def search(strategy: Strategy, settings: Settings, report: str | None = None, ou
     ctx = P.Context(cleaned, pipeline, partial(runner.train_copies, aug), aug["keep_originals"], strategy.seed,
                     eval_settings, near_distance=near_distance, label_folds=label_folds)
     job = Job(ctx, settings, build_space(cleaned.image_shape, aug["rules"]), list(aug["pipeline"]), aug["copies"],
-              max(1, aug["copies"]), partial(_copies_at, aug), copies_arm)
+              partial(_copies_at, aug), copies_arm)
     results = run_repeats(job, progress)
     first = results[0]
     out_report = {

@@ -81,9 +81,13 @@ class Job:
     space: Space
     input_entries: list
     input_copies: int          # the input strategy's augment.copies
-    base_copies: int           # copies per image candidates are compared at (the input's, at least 1)
     copies_for: Callable       # n -> (training split -> copies per source), with the input's balance
     copies_arm: bool = False   # score the input pipeline at the tuned copies too
+
+    @property
+    def base_copies(self) -> int:
+        """Copies per image candidates are compared at: the input's, at least 1."""
+        return max(1, self.input_copies)
 
     def ladder(self) -> list[int]:
         """The copies per image the search may choose: fixed by ``--copies``, else ``COPY_FACTORS``."""
@@ -128,14 +132,10 @@ def choose_copies(job: Job, task: S.Task, chosen: S.Candidate) -> tuple[int, lis
     for i, n in enumerate(ladder):
         trace.append({"copies": n, **S.cv_score(S.at_copies(task, job.copies_for(n), n), chosen.entries, S.PASSES,
                                                 S.FINAL_PASS)})
-        if i and not _worse(trace[i]["folds"], trace[kept]["folds"]):
-            kept = i
+        if i:
+            change, se = S.paired_difference(trace[i]["folds"], trace[kept]["folds"])
+            kept = kept if change < -se else i
     return ladder[kept], trace
-
-
-def _worse(folds: list, incumbent: list) -> bool:
-    diff = np.asarray(folds) - np.asarray(incumbent)
-    return bool(diff.mean() < -diff.std(ddof=1) / np.sqrt(diff.size))
 
 
 def _arm(job: Job, data: P.TaskData, entries: list, copies: int, state: int, k: int) -> tuple[dict, int]:

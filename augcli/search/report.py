@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import shlex
 
 import numpy as np
 
-from augcli.evaluate.report import diff_text, mean_ci_text, pct
+from augcli.evaluate.report import diff_text, finish_command, mean_ci_text, pct
 from augcli.search.policy import from_json
 
 ARM_NAMES = {"original": "no augmentation", "input": "input strategy", "tuned": "tuned policy",
@@ -28,11 +27,7 @@ def command_line(report: dict) -> str:
             "--repeats", str(p["repeats"])]
     if p["copies_choice"] == "fixed":
         args += ["--copies", str(p["tuned_copies"])]
-    if p["limit"]:
-        args += ["--limit", str(p["limit"])]
-    for expr in report["strategy"]["overrides"]:
-        args += ["--set", expr]
-    return shlex.join(args)
+    return finish_command(args, report)
 
 
 def _diff_line(row: dict, treatment: str, baseline: str) -> str:

@@ -208,6 +208,12 @@ class Draws:
         return self.streams.choice(len(weights), np.asarray(weights, dtype=np.float64), (n,))[0]
 
 
+def paired_difference(folds: list, base: list) -> tuple[float, float]:
+    """(mean, standard error) of the per-fold differences ``folds - base`` (same folds, paired)."""
+    diff = np.asarray(folds) - np.asarray(base)
+    return float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(diff.size)) if diff.size > 1 else 0.0
+
+
 def choose(task: Task, candidates: list[Candidate], passes: int = PASSES) -> tuple[int, list[dict]]:
     """The final choice: ``candidates[0]`` is the incumbent (the input strategy, or no augmentation)
     and keeps its place unless the best candidate by mean accuracy over ``passes`` K-fold passes
@@ -220,9 +226,8 @@ def choose(task: Task, candidates: list[Candidate], passes: int = PASSES) -> tup
     Returns the chosen index and every candidate's score."""
     scores = [cv_score(task, c.entries, passes, FINAL_PASS) for c in candidates]
     best = int(np.argmax([s["accuracy"] for s in scores]))  # argmax keeps the first of equal scores
-    diff = np.asarray(scores[best]["folds"]) - np.asarray(scores[0]["folds"])
-    se = float(diff.std(ddof=1) / np.sqrt(diff.size)) if diff.size > 1 else 0.0
-    chosen = best if best == 0 or diff.mean() > SWITCH_T * se else 0
+    gain, se = paired_difference(scores[best]["folds"], scores[0]["folds"])
+    chosen = best if best == 0 or gain > SWITCH_T * se else 0
     table = [{"name": c.name, "cv_accuracy": s["accuracy"], "folds": s["folds"], "vs_incumbent": float(
         np.mean(np.asarray(s["folds"]) - np.asarray(scores[0]["folds"]))), "policy": None if c.policy is None
         else c.policy.to_json()} for c, s in zip(candidates, scores)]
