@@ -8,7 +8,7 @@ from pathlib import Path
 
 from augcli import report as reporting
 from augcli.clean import stage
-from augcli.io.atomic import AtomicFolder, check_target
+from augcli.io.atomic import AtomicFolder
 from augcli.markdown import render_inspection
 from augcli.strategy import Strategy, strategy_from_text
 
@@ -57,12 +57,12 @@ def inspect(strategy: Strategy, limit: int | None = None, strict: bool = False) 
     return report, records, [loaded]
 
 
-def write_inspection(target: Path, report: dict, records: list[dict], datasets: list, overwrite: bool) -> list[str]:
+def write_inspection(target: Path, report: dict, records: list[dict], datasets: list, overwrite: bool,
+                     inputs=()) -> list[str]:
     """inspect.json, inspect.md, quarantine.csv and (if anything was found) clean.png, atomically."""
     from augcli.runner import write_findings
 
-    check_target(target, overwrite)
-    with AtomicFolder(target, overwrite) as tmp:
+    with AtomicFolder(target, overwrite, inputs=inputs) as tmp:
         files = ["inspect.json", "inspect.md"] + write_findings(tmp, stage.load_findings(datasets[0]) + records, datasets)
         report["output"] = {"dir": str(target), "files": files}
         (tmp / "inspect.md").write_text(render_inspection(report), encoding="utf-8")

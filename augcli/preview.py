@@ -9,8 +9,23 @@ from augcli.datasets.base import Dataset
 from augcli.pipeline import Pipeline
 
 _GAP = 4
+# A PNG text chunk written before the pixels: how ``augcli preview`` recognises its own pictures.
+PREVIEW_SIGNATURE = b"augcli preview"
 _LABEL_W = 56
 _HEADER_H = 16
+
+
+def png_bytes(picture: Image.Image) -> bytes:
+    """The picture as PNG bytes, tagged (Software: augcli preview) so a rerun may replace it."""
+    import io
+
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("Software", PREVIEW_SIGNATURE.decode())
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG", pnginfo=info)
+    return buffer.getvalue()
 
 
 def pick_rows(dataset: Dataset, rows: int) -> np.ndarray:

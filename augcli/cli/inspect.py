@@ -9,6 +9,8 @@ import click
 
 from augcli.cli import options
 from augcli.inspection import inspect as run_inspection
+from augcli.io.atomic import check_target
+from augcli.io.guard import strategy_inputs
 from augcli.inspection import strategy_for_source, write_inspection
 from augcli.strategy import load_strategy
 
@@ -29,9 +31,11 @@ def inspect(target, out, limit, overwrite, overrides, as_json, verbose, quiet):
     """
     is_strategy = target.lower().endswith((".yaml", ".yml"))
     st = load_strategy(target, overrides) if is_strategy else strategy_for_source(target, overrides)
-    report, records, datasets = run_inspection(st, limit=limit)
     folder = Path(out) if out else Path("data") / "out" / "inspect" / (Path(target).stem or "source")
-    write_inspection(folder, report, records, datasets, overwrite)
+    inputs = strategy_inputs(st) + ([Path(target)] if is_strategy else [])
+    check_target(folder, overwrite, inputs)  # before any work: read-only means never over the input
+    report, records, datasets = run_inspection(st, limit=limit)
+    write_inspection(folder, report, records, datasets, overwrite, inputs)
     if as_json:
         click.echo(json.dumps(report, indent=2))
     elif not quiet:

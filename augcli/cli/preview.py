@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from augcli.cli import options
 from augcli.errors import DataError
-from augcli.preview import per_transform_grid, preview_grid
+from augcli.io.atomic import write_file
+from augcli.io.guard import check_file_output, strategy_inputs
+from augcli.preview import PREVIEW_SIGNATURE, per_transform_grid, png_bytes, preview_grid
 from augcli.runner import build_pipeline, load_dataset
 from augcli.strategy import load_strategy
 
@@ -26,11 +30,13 @@ def preview(strategy, output, rows, copies, per_transform, input_source, seed, o
     Copy k is the same draw as copy k of `augcli run` with the same seed.
     """
     st = load_strategy(strategy, options.strategy_overrides(overrides, input_source, seed))
+    # a picture augcli drew before is replaced; anything else (an input image!) never is
+    check_file_output(Path(output), strategy_inputs(st), True, PREVIEW_SIGNATURE, "preview")
     dataset = load_dataset(st, limit=None)
     pipeline = build_pipeline(st, dataset.class_names)
     grid = per_transform_grid(dataset, pipeline, copies) if per_transform else preview_grid(dataset, pipeline, rows, copies)
     try:
-        grid.save(output, format="PNG")
+        write_file(Path(output), png_bytes(grid))
     except OSError as err:
         raise DataError(f"{output}: cannot write: {err.strerror or err}") from None
     if not quiet:

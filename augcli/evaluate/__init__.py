@@ -23,6 +23,7 @@ from augcli.evaluate.plots import write_png
 from augcli.evaluate.protocol import Context, Settings, run_all
 from augcli.evaluate.report import aggregate, check_gate, clean_json, gate_failures, pct, to_markdown, write_json
 from augcli.io.atomic import AtomicFolder, check_target
+from augcli.io.guard import strategy_inputs
 from augcli.strategy import Strategy
 
 __all__ = ["Settings", "evaluate", "check_gate", "output_dir"]
@@ -150,7 +151,7 @@ def evaluate(strategy: Strategy, settings: Settings, out: str | None = None, ove
     started = time.perf_counter()
     check_settings(settings, fail_if_worse)
     target = output_dir(strategy, out)
-    check_target(target, overwrite)  # before any work: exit 2, nothing touched
+    check_target(target, overwrite, strategy_inputs(strategy))  # before any work: exit 2, nothing touched
     loaded, cleaned, removed, pipeline, near_distance, label_folds = prepare(strategy, limit, "evaluate")
     aug = strategy.section("augment")
     adaptive = adaptive_section(strategy)
@@ -181,7 +182,7 @@ def evaluate(strategy: Strategy, settings: Settings, out: str | None = None, ove
     report["gate"]["failures"] = gate_failures(report)
     report["performance"] = {"seconds": time.perf_counter() - started, "jobs": settings.jobs, "tasks": len(results)}
     report = clean_json(report)
-    with AtomicFolder(target, overwrite) as tmp:
+    with AtomicFolder(target, overwrite, inputs=strategy_inputs(strategy)) as tmp:
         write_json(tmp / "evaluate.json", report)
         (tmp / "evaluate.md").write_text(to_markdown(report), encoding="utf-8")
         write_png(tmp / "evaluate.png", report)

@@ -10,8 +10,6 @@ models and paired statistics.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from functools import partial
 from pathlib import Path
@@ -23,7 +21,8 @@ from augcli.evaluate import prepare
 from augcli.evaluate import models as M
 from augcli.evaluate import protocol as P
 from augcli.evaluate.report import aggregate, clean_json, write_json
-from augcli.io.atomic import AtomicFolder, check_target
+from augcli.io.atomic import AtomicFolder, check_target, write_file
+from augcli.io.guard import check_file_output, strategy_inputs
 from augcli.search import report as R
 from augcli.search import scoring as S
 from augcli.search.methods import METHODS
@@ -90,19 +89,6 @@ def _notes(settings: Settings) -> list[str]:
     ]
 
 
-def _write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (temporary file beside it, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _adaptive_block(report: dict) -> dict | None:
     """The tuned strategy's ``adaptive:`` section when the adaptive method's policy was chosen. The
     tuned ops already fire with the settled p, so the on-line gate starts at 1 (the tuned strength)
@@ -141,10 +127,11 @@ def search(strategy: Strategy, settings: Settings, report: str | None = None, ou
     check_settings(settings)
     target = report_dir(strategy, settings, report)
     tuned_path = Path(out) if out else target / "tuned.yaml"
-    check_target(target, overwrite)  # before any work: exit 2, nothing touched
+    inputs = strategy_inputs(strategy)
+    check_target(target, overwrite, inputs)  # before any work: exit 2, nothing touched
     outside = tuned_path.resolve() != (target / "tuned.yaml").resolve()
-    if outside and tuned_path.exists() and not overwrite:
-        raise UsageError(f"{tuned_path}: output already exists; pass --overwrite to replace it")
+    if outside:
+        check_file_output(tuned_path, inputs, overwrite, R.TUNED_SIGNATURE, "tuned strategy")
     loaded, cleaned, removed, pipeline, near_distance, label_folds = prepare(strategy, limit, "search")
     aug = strategy.section("augment")
     copies_arm = bool(aug["pipeline"]) and settings.copies != aug["copies"]
@@ -186,12 +173,12 @@ def search(strategy: Strategy, settings: Settings, report: str | None = None, ou
     strategy_from_text(tuned_text, str(tuned_path))  # the tuned strategy must load as it is written
     out_report["performance"] = {"seconds": time.perf_counter() - started, "jobs": settings.jobs,
                                  "search_seconds": [r["seconds"]["search"] for r in results]}
-    with AtomicFolder(target, overwrite) as tmp:
+    with AtomicFolder(target, overwrite, inputs=inputs) as tmp:
         write_json(tmp / "search.json", out_report)
         (tmp / "search.md").write_text(R.to_markdown(out_report), encoding="utf-8")
         R.write_png(tmp / "search.png", out_report)
         (tmp / "tuned.yaml").write_text(tuned_text, encoding="utf-8")
     if outside:
-        _write_text(tuned_path, tuned_text)
+        write_file(tuned_path, tuned_text.encode("utf-8"))
     out_report["tuned"]["yaml"] = tuned_text
     return out_report

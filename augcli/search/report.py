@@ -39,6 +39,10 @@ def _diff_line(row: dict, treatment: str, baseline: str) -> str:
             f"W/L/T {acc['wins']}/{acc['losses']}/{acc['ties']}, {c['verdict']})")
 
 
+# The first words of every tuned strategy: how ``--overwrite`` knows a file is one augcli wrote.
+TUNED_SIGNATURE = b"# Tuned by augcli search:"
+
+
 def tuned_yaml(strategy, report: dict, adaptive_block: dict | None = None) -> str:
     """The tuned strategy: the input strategy (resolved) with repeat 0's policy as its pipeline."""
     config = copy.deepcopy(strategy.config)
@@ -49,7 +53,7 @@ def tuned_yaml(strategy, report: dict, adaptive_block: dict | None = None) -> st
         config["adaptive"] = adaptive_block
     p, row = report["protocol"], report["results"][0]
     arms = row["arms"]
-    lines = [f"# Tuned by augcli search: method {p['method']}, model {p['model']}, seed {report['strategy']['seed']} "
+    lines = [f"{TUNED_SIGNATURE.decode()} method {p['method']}, model {p['model']}, seed {report['strategy']['seed']} "
              f"(repeat 0's policy; budget {p['budget']} {p['budget_unit']}, {p['folds']} folds, "
              f"{p['tuned_copies']} copies per image)",
              f"# Command: {command_line(report)}",
