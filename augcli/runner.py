@@ -21,6 +21,7 @@ from augcli.shards import ProgressLog, ShardSpec, outputs_per_split, plan_shards
 from augcli.source import load_dataset, open_source  # noqa: F401  (load_dataset: used by other commands)
 from augcli.split import split_dataset
 from augcli.strategy import Strategy
+from augcli.transforms.functional.backend import active_backend
 
 
 @dataclass
@@ -145,8 +146,9 @@ def run(strategy: Strategy, options: RunOptions) -> dict:
         return reporting.build_plan(strategy, loaded, cleaned, removed, splits, outputs_per_split(specs), target)
 
     fmt = strategy.section("output")["format"]
+    # what the output is made from: a partial output from another input or kernel backend is discarded
     state = {"strategy": strategy.sha256, "format": fmt, "shard_size": shard_size, "augcli": __version__,
-             "limit": options.limit}
+             "limit": options.limit, "backend": active_backend(), "input": source.fingerprint()}
     with AtomicFolder(target, options.overwrite, state=state, keep_partial=options.resume) as tmp:
         with timer("augment"):
             total = sum(outputs_per_split(specs).values())

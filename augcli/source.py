@@ -5,12 +5,20 @@ view*: a ``Dataset`` the cleaning stage and the split work on. For digits and ``
 view is the data itself. For image folders it is built in one streaming pass: every file is decoded
 once, its exact-duplicate key (a hash of the full-resolution pixels) is kept, and the image is kept
 only as a 32×32 gray thumbnail, which is what the perceptual hash and the outlier and label-error
-features look at anyway. The augmentation pass then decodes each file again, shard by shard.
+features look at anyway. The augmentation pass then decodes each file again, shard by shard, and
+checks each image against its key from the scan: a file whose pixels changed in between is a data
+error, never used (its cleaning verdicts were made on the old pixels).
+
+``Source.fingerprint`` identifies the input a run's output is made from (a resumed run discards a
+partial output made from another input). It reuses what loading computes anyway: for folders the
+listed files' sizes and modification times and the exact keys; for arrays a hash of the arrays.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,28 +55,47 @@ class Source:
         """Full-resolution samples at ``rows`` as a Dataset."""
         return Dataset(self.read(rows), self.labels[rows], self.ids[rows], self.class_names)
 
+    def fingerprint(self) -> dict:  # pragma: no cover - interface
+        """What identifies this input: ``{"kind", "samples", "sha256"}`` (small, JSON)."""
+        raise NotImplementedError
+
 
 class ArraySource(Source):
-    """An in-memory dataset (digits, .npz)."""
+    """An in-memory dataset (digits, .npz); ``stamp`` is the archive's (size, mtime_ns) if any."""
 
-    def __init__(self, data: Dataset):
+    def __init__(self, data: Dataset, kind: str = "arrays", stamp: tuple | None = None):
         self.data = data
         self.ids, self.labels, self.class_names = data.ids, data.labels, data.class_names
         self.image_shape = data.image_shape
+        self.kind, self.stamp = kind, stamp
 
     def read(self, rows):
         return self.data.images[rows]
 
+    def fingerprint(self) -> dict:
+        digest = hashlib.sha256(_canonical([self.kind, self.stamp, self.class_names]))
+        for array in (self.data.images, self.labels, self.ids.astype(str)):
+            array = np.ascontiguousarray(array)
+            digest.update(_canonical([array.dtype.str, array.shape]))
+            digest.update(array.data)  # the pixels as loaded: another archive with the same stamp still differs
+        return {"kind": self.kind, "samples": len(self), "sha256": digest.hexdigest()}
+
 
 @dataclass
 class FolderSource(Source):
-    """An image folder, decoded on demand; ``files`` are the (id, path, label) triples that decoded."""
+    """An image folder, decoded on demand; ``files`` are the (id, path, label) triples that decoded.
+
+    ``keys`` are the scan's exact keys (uint8 (N, 16), compact enough to pickle to every worker);
+    ``digest`` is the scan's hash of the listing and the keys (see ``scan_folder``).
+    """
 
     files: list
     size: tuple
     color_mode: str
     max_pixels: int
     class_names: list
+    keys: np.ndarray | None = None
+    digest: str | None = None
 
     def __post_init__(self):
         self.ids = np.asarray([f[0] for f in self.files])
@@ -80,7 +107,31 @@ class FolderSource(Source):
         if skipped:  # the file changed since the scan
             first = skipped[0]
             raise DataError(f"{first.id}: {first.reason} on the second read ({first.detail}); was the folder modified during the run?")
+        if self.keys is not None:
+            changed = np.flatnonzero((exact_keys(images) != self.keys[rows]).any(axis=1))
+            if len(changed):  # replaced by another valid image: cleaning judged the old pixels
+                path = self.files[rows[changed[0]]][1]
+                raise DataError(f"{path}: changed during the run: its pixels differ from the first pass; "
+                                "expected the input folder to stay unchanged until the run ends")
         return images
+
+    def fingerprint(self) -> dict:
+        digest = hashlib.sha256(_canonical([self.digest, list(self.size), self.color_mode, self.class_names]))
+        return {"kind": "folder", "samples": len(self), "sha256": digest.hexdigest()}
+
+
+def _canonical(value) -> bytes:
+    """JSON bytes of ``value`` for hashing (ids with undecodable bytes become escapes, not errors)."""
+    return json.dumps(value, sort_keys=True, default=list).encode()
+
+
+def _stamp(path) -> tuple[int, int] | None:
+    """(size, mtime_ns) of the file ``path`` leads to; None if it cannot be read (loading says why)."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return st.st_size, st.st_mtime_ns
 
 
 def exact_keys(images: np.ndarray) -> np.ndarray:
@@ -107,8 +158,10 @@ def scan_folder(root, image_size, color_mode, strict: bool, max_pixels: int, ext
     size = image_size
     thumbs, keys, kept_files, warned = [], [], [], []
     skipped = listing_skips(listing, strict)
+    digest = hashlib.sha256()  # fed as the scan goes: the fingerprint costs no pass of its own
     for lo in range(0, len(files), SCAN_CHUNK):
         chunk = files[lo:lo + SCAN_CHUNK]
+        stamps = [_stamp(f[1]) for f in chunk]  # before decoding: a write after it changes the next run's stamp
         images, kept, chunk_skipped, chunk_warned, size = decode_files(chunk, size, color_mode, max_pixels, strict)
         skipped += chunk_skipped
         warned += chunk_warned
@@ -116,12 +169,15 @@ def scan_folder(root, image_size, color_mode, strict: bool, max_pixels: int, ext
             thumbs.append(_thumbnails(images))
             keys.append(exact_keys(images))
             kept_files += [chunk[i] for i in kept]
+            digest.update(_canonical([[chunk[i][0], chunk[i][2], stamps[i]] for i in kept]))
+            digest.update(keys[-1].data)
     if not kept_files:
         what = f"no readable images ({len(skipped)} skipped)" if files else "no image files"
         raise DataError(f"{listing.root}: {what} in its class sub-folders; expected images with extensions {', '.join(listing.exts)}")
-    source = FolderSource(kept_files, tuple(size), color_mode, max_pixels, listing.class_names)
+    keys = np.concatenate(keys)
+    source = FolderSource(kept_files, tuple(size), color_mode, max_pixels, listing.class_names, keys, digest.hexdigest())
     view = Dataset(np.concatenate(thumbs), source.labels, source.ids, listing.class_names, str(listing.root), skipped, warned)
-    return source, view, np.concatenate(keys)
+    return source, view, keys
 
 
 def load_dataset(strategy, strict: bool = False, limit: int | None = None) -> Dataset:
@@ -164,5 +220,6 @@ def open_source(strategy, strict: bool = False, limit: int | None = None):
         return scan_folder(ds["source"], ds["image_size"], _color_mode(ds), strict,
                            ds["max_pixels"] or DEFAULT_MAX_PIXELS, limit=limit or ds["limit"],
                            follow_symlinks=ds["follow_symlinks"])
+    stamp = _stamp(ds["source"]) if kind == "npz" else None  # before loading: a later write shows in the arrays
     data = load_dataset(strategy, strict, limit)
-    return ArraySource(data), data, None
+    return ArraySource(data, kind, stamp), data, None
