@@ -1,16 +1,67 @@
 """The ``augcli`` command group. Library errors become one-line messages with documented exit
-codes here, at the edge; tracebacks only with ``--verbose``."""
+codes here, at the edge; tracebacks only with ``--verbose``. Library warnings are printed as one
+line each (none under ``-q``). A standard output that cannot be written is not the command's
+failure: a reader that stopped reading (``| head``) ends the command quietly with exit 0, and a full
+disk only costs the summary of a command whose output is already written (a warning, exit 0)."""
 
 from __future__ import annotations
 
+import io
+import os
 import sys
 import traceback
+import warnings
 
 import click
 
 from augcli import __version__
-from augcli.cli.options import VERBOSE_KEY
+from augcli.cli.options import QUIET_KEY, VERBOSE_KEY
 from augcli.errors import EXIT_DATA, AugcliError
+
+# Commands whose standard output is the product itself, not a summary of files already written.
+STDOUT_PRODUCTS = ("validate", "transforms")
+
+
+class StdoutFailed(BaseException):
+    """Writing standard output failed. A BaseException, so that no ``except Exception`` on the way
+    mistakes it for a failure of the command's own work; ``command`` is set on the way out."""
+
+    def __init__(self, error: OSError):
+        super().__init__(error)
+        self.error = error
+        self.command = None
+
+
+class _StdoutRaw(io.RawIOBase):
+    """File descriptor 1 as a raw stream whose write errors are told apart from every other I/O error."""
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return 1
+
+    def isatty(self) -> bool:
+        return os.isatty(1)
+
+    def write(self, data) -> int:
+        try:
+            return os.write(1, data)
+        except OSError as err:
+            raise StdoutFailed(err) from None
+
+
+def _guard_stdout() -> None:
+    """Route ``sys.stdout`` through ``_StdoutRaw`` (same encoding and buffering as before)."""
+    old = sys.stdout
+    try:
+        if old.fileno() != 1:
+            return
+    except (AttributeError, OSError, ValueError):  # not a file (embedded use): leave it alone
+        return
+    old.flush()
+    sys.stdout = io.TextIOWrapper(io.BufferedWriter(_StdoutRaw()), encoding=old.encoding, errors=old.errors,
+                                  line_buffering=old.line_buffering)
 
 
 class Terminated(BaseException):
@@ -37,11 +88,18 @@ class AugcliGroup(click.Group):
         except click.Abort:
             click.echo("augcli: aborted", err=True)
             sys.exit(1)
+        except StdoutFailed as failed:
+            sys.exit(_stdout_failed(failed))
         sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                warnings.showwarning = _warning_printer(ctx)
+                return super().invoke(ctx)
+        except StdoutFailed as failed:
+            failed.command = ctx.invoked_subcommand
+            raise
         except AugcliError as err:
             self._fail(ctx, str(err), err.exit_code)
         except KeyboardInterrupt:
@@ -65,6 +123,32 @@ class AugcliGroup(click.Group):
             message += " (run with --verbose for the traceback)"
         click.echo(f"augcli: error: {_one_line(message)}", err=True)
         ctx.exit(code)
+
+
+def _warning_printer(ctx: click.Context):
+    """``warnings.showwarning`` for a command: one line on stderr, nothing under ``-q``. (Warnings
+    raised while decoding an input file never get here: loading reports them with that file.)"""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if not ctx.meta.get(QUIET_KEY):
+            click.echo(f"augcli: warning: {_one_line(' '.join(str(message).split()))}", err=True)
+
+    return show
+
+
+def _stdout_failed(failed: StdoutFailed) -> int:
+    """The exit code, and at most one line on stderr, when standard output could not be written."""
+    # What is still buffered would fail again when the interpreter exits; let it go to /dev/null.
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+    if isinstance(failed.error, BrokenPipeError):
+        return 0  # the reader chose to stop reading (``| head``): not an error
+    reason = failed.error.strerror or str(failed.error)
+    if failed.command in STDOUT_PRODUCTS or failed.command is None:
+        click.echo(f"augcli: error: cannot write to standard output: {reason}", err=True)
+        return EXIT_DATA
+    click.echo(f"augcli: warning: cannot write the summary to standard output ({reason}); "
+               f"the command itself completed", err=True)
+    return 0
 
 
 def _one_line(message: str) -> str:
@@ -97,4 +181,5 @@ def main():
     import signal
 
     signal.signal(signal.SIGTERM, _on_sigterm)
+    _guard_stdout()
     cli(prog_name="augcli")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 VERBOSE_KEY = "augcli.verbose"
+QUIET_KEY = "augcli.quiet"  # read by the CLI's warning printer (cli/main.py)
 
 
 def _set_verbose(ctx: click.Context, param, value):
@@ -13,9 +14,16 @@ def _set_verbose(ctx: click.Context, param, value):
     return value
 
 
+def _set_quiet(ctx: click.Context, param, value):
+    if value:
+        ctx.meta[QUIET_KEY] = True
+    return value
+
+
 def verbosity(f):
     """``-v/--verbose`` (tracebacks, details) and ``-q/--quiet`` (no summary, no progress)."""
-    f = click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")(f)
+    f = click.option("-q", "--quiet", is_flag=True, is_eager=True, callback=_set_quiet,
+                     help="Print nothing but errors.")(f)
     f = click.option("-v", "--verbose", is_flag=True, expose_value=True, is_eager=True, callback=_set_verbose,
                      help="Show details and full tracebacks on errors.")(f)
     return f

@@ -7,6 +7,12 @@ Hidden files and folders (name starting with ".") and files without an image ext
 symlinked files are read, symlinked folders below a class folder are not followed (no loops).
 A symbolic link (file or class folder) that resolves outside ``root`` is skipped with reason
 "outside_root" unless ``follow_symlinks`` is set, so a crafted tree cannot make augcli read elsewhere.
+Only regular files are opened: a FIFO, device or socket (directly or through a link) is skipped as
+"not_a_file" without being opened, so it cannot hang a run. A file larger than ``max_file_bytes``
+is skipped as "too_large" before it is read. A name that is not valid UTF-8 (a file, a folder on its
+path, or a class folder) is skipped as "bad_name": ids and class names end up in JSON, CSV and file
+names, which must hold text; the report shows such a name with its bytes escaped (``bad\\xff.png``).
+Warnings Pillow raises while decoding a file (e.g. corrupt EXIF) become that file's "decoder_warning".
 
 Pixel conventions (every image ends as 8-bit "L" or "RGB", then ``color_mode``):
 - EXIF orientation is applied first, so pixels come out the way viewers show them.
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +47,11 @@ _FORMATS = {".png": {"PNG"}, ".jpg": {"JPEG", "MPO"}, ".jpeg": {"JPEG", "MPO"}, 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 # Same value as Pillow's default Image.MAX_IMAGE_PIXELS (about 89.5 megapixels).
 DEFAULT_MAX_PIXELS = 1024 * 1024 * 1024 // 4 // 3
+# A file may hold at most this many bytes per allowed pixel (4 channels of 32-bit floats, the widest
+# uncompressed layout Pillow reads) plus room for metadata (ICC profiles, EXIF, thumbnails).
+BYTES_PER_PIXEL = 16
+METADATA_BYTES = 64 << 20
+_BAD_NAME = "the name is not valid UTF-8 (shown with its bytes escaped); rename it to read it"
 
 
 class _Skip(Exception):
@@ -65,18 +77,19 @@ def load_folder(
     ``image_size`` is (h, w) in pixels (an int means square); if None, the size of the first readable
     image in sorted order is used for all. ``extensions`` (e.g. [".png", "jpg"]) replaces the default
     image extensions (case-insensitive). Files that fail to load are listed in ``skipped`` with a
-    reason: "empty", "truncated", "undecodable", "too_large" (more than ``max_pixels`` pixels, or
-    over Pillow's own Image.MAX_IMAGE_PIXELS bomb guard), "unreadable" (OS error) or "outside_root"
-    (a symbolic link leading out of ``root``, read only with ``follow_symlinks=True``); with
+    reason: "empty", "truncated", "undecodable", "too_large" (more than ``max_pixels`` pixels or
+    ``max_file_bytes(max_pixels)`` bytes, or over Pillow's own Image.MAX_IMAGE_PIXELS bomb guard),
+    "unreadable" (OS error), "not_a_file" (a FIFO, device or socket), "bad_name" (not valid UTF-8)
+    or "outside_root" (a symbolic link leading out of ``root``, read only with ``follow_symlinks=True``); with
     ``strict=True`` the first such file raises DataError instead. Input files are only read.
     """
     color_mode = check_color_mode(color_mode)
     listing = list_folder(root, extensions, follow_symlinks)
-    outside = listing_skips(listing, strict)
+    listed = listing_skips(listing, strict)
     images, kept, skipped, warned, _ = decode_files(
         listing.files, check_image_size(image_size), color_mode, max_pixels, strict
     )
-    skipped = outside + skipped
+    skipped = listed + skipped
     if not len(kept):
         what = f"no readable images ({len(skipped)} skipped)" if listing.files else "no image files"
         raise DataError(f"{listing.root}: {what} in its class sub-folders; expected images with extensions {', '.join(listing.exts)}")
@@ -99,7 +112,7 @@ class FolderListing:
     class_names: list
     files: list
     exts: tuple
-    skipped: list = field(default_factory=list)  # symbolic links leading outside the root
+    skipped: list = field(default_factory=list)  # links leading outside the root, names that are not text
 
 
 def list_folder(root, extensions=None, follow_symlinks: bool = False) -> FolderListing:
@@ -107,24 +120,49 @@ def list_folder(root, extensions=None, follow_symlinks: bool = False) -> FolderL
 
     Symbolic links that resolve outside ``root`` go to ``skipped`` ("outside_root") unless
     ``follow_symlinks``; a class folder skipped that way keeps its label but lists no files.
+    Names that are not valid UTF-8 go to ``skipped`` ("bad_name"); such a class folder is no class.
     """
     exts = _normalise_extensions(extensions)
     root = Path(root)
-    class_names = _class_folders(root)
+    folders = _class_folders(root)
+    class_names = [name for name in folders if _is_text(name)]
     real_root = root.resolve()
-    files, outside = [], []
+    files = []
+    skipped = [Skipped(f"{_escaped(name)}/", "bad_name", _BAD_NAME) for name in folders if not _is_text(name)]
     hint = "; set dataset.follow_symlinks: true to read it"
     for label, name in enumerate(class_names):
         if not follow_symlinks and not _inside(root / name, real_root):
-            outside.append(Skipped(f"{name}/", "outside_root", f"class folder links outside the input root{hint}"))
+            skipped.append(Skipped(f"{name}/", "outside_root", f"class folder links outside the input root{hint}"))
             continue
         for rel, path in _image_files(root, root / name, exts):
-            if not follow_symlinks and path.is_symlink() and not _inside(path, real_root):
-                outside.append(Skipped(rel, "outside_root", f"symbolic link to a file outside the input root{hint}"))
+            if not _is_text(rel):
+                skipped.append(Skipped(_escaped(rel), "bad_name", _BAD_NAME))
+            elif not follow_symlinks and path.is_symlink() and not _inside(path, real_root):
+                skipped.append(Skipped(rel, "outside_root", f"symbolic link to a file outside the input root{hint}"))
             else:
                 files.append((rel, path, label))
     files.sort(key=lambda item: item[0])
-    return FolderListing(root, class_names, files, exts, outside)
+    skipped.sort(key=lambda item: item.id)
+    return FolderListing(root, class_names, files, exts, skipped)
+
+
+def _is_text(name: str) -> bool:
+    """False for a name holding surrogate escapes (bytes that are not UTF-8): it cannot be written as text."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _escaped(name: str) -> str:
+    """A name's bytes as text, undecodable bytes shown as ``\\xff``."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def max_file_bytes(max_pixels: int) -> int:
+    """The largest file read for an image of at most ``max_pixels`` pixels (checked before reading)."""
+    return int(max_pixels) * BYTES_PER_PIXEL + METADATA_BYTES
 
 
 def listing_skips(listing: FolderListing, strict: bool) -> list:
@@ -153,7 +191,7 @@ def decode_files(files: list, size, color_mode: str, max_pixels: int = DEFAULT_M
     kept, skipped, warned = [], [], []
     for pos, (rel, path, _label) in enumerate(files):
         try:
-            pil, fmt = _decode(path, color_mode, int(max_pixels))
+            pil, fmt, notes = _decode(path, color_mode, int(max_pixels))
         except _Skip as skip:
             if strict:
                 raise DataError(f"{path}: {skip.reason}: {skip.detail}") from None
@@ -162,6 +200,8 @@ def decode_files(files: list, size, color_mode: str, max_pixels: int = DEFAULT_M
         expected = _FORMATS.get(path.suffix.lower())
         if fmt and expected and fmt not in expected:
             warned.append(Skipped(rel, "wrong_extension", f"content is {fmt}, the name says {path.suffix}"))
+        if notes:
+            warned.append(Skipped(rel, "decoder_warning", "; ".join(notes)))
         if size is None:
             size = (pil.height, pil.width)
         if images is None:
@@ -228,32 +268,70 @@ def _image_files(root: Path, class_dir: Path, exts: tuple) -> list:
                 continue
             if entry.is_dir(follow_symlinks=False):
                 pending.append(Path(entry.path))
-            elif os.path.splitext(entry.name)[1].lower() in exts and (entry.is_symlink() or entry.is_file()):
-                # Broken symlinks are kept so they are reported as "unreadable" rather than vanish.
+            elif os.path.splitext(entry.name)[1].lower() in exts:
+                # Broken links, FIFOs and devices are kept so they are reported ("unreadable",
+                # "not_a_file") rather than vanish; ``_read_regular`` never opens the latter.
                 path = Path(entry.path)
                 found.append((path.relative_to(root).as_posix(), path))
     return sorted(found, key=lambda item: item[0])
 
 
-def _decode(path: Path, color_mode: str, max_pixels: int) -> tuple[Image.Image, str | None]:
-    """Read one file (read-only, handle closed at once): an 8-bit "L" or "RGB" image and the format
-    Pillow recognised in the bytes (which may disagree with the file name)."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise _Skip("unreadable", exc.strerror or str(exc)) from None
+def _decode(path: Path, color_mode: str, max_pixels: int) -> tuple[Image.Image, str | None, list]:
+    """Read one file (read-only, handle closed at once): an 8-bit "L" or "RGB" image, the format
+    Pillow recognised in the bytes (which may disagree with the file name) and the messages of the
+    warnings decoding raised (they belong to this file's report entry, not to stderr)."""
+    data = _read_regular(path, max_file_bytes(max_pixels))
     if not data:
         raise _Skip("empty", "file has zero bytes")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.simplefilter("ignore", DeprecationWarning)  # about Pillow's API, not about this file
+        # Pillow's bomb guard warns (or raises) on open; make the warning an error we can catch.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        pil, fmt = _decode_bytes(data, color_mode, max_pixels)
+    return pil, fmt, list(dict.fromkeys(_one_line(w.message) for w in caught))
+
+
+def _read_regular(path: Path, max_bytes: int) -> bytes:
+    """The bytes of ``path`` (links followed) if it is a regular file of at most ``max_bytes``.
+
+    FIFOs, devices and sockets are never opened (opening a FIFO blocks, reading a device may never
+    end); the size is known before a byte is read. The check is repeated on the open handle, and
+    the read is capped at that size, in case the file is replaced or grows in between.
+    """
     try:
-        with warnings.catch_warnings():
-            # Pillow's bomb guard warns (or raises) on open; make the warning an error we can catch.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as im:
-                pixels = im.width * im.height
-                if pixels > max_pixels:
-                    raise _Skip("too_large", f"{im.width}x{im.height} = {pixels} pixels exceeds the limit of {max_pixels}")
-                im.load()
-                return _to_color_mode(_apply_orientation(im), color_mode), im.format
+        _check_regular(os.stat(path), max_bytes)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(fd, "rb") as fh:
+            info = os.fstat(fh.fileno())
+            _check_regular(info, max_bytes)
+            data = fh.read(info.st_size + 1)
+    except OSError as exc:
+        raise _Skip("unreadable", exc.strerror or str(exc)) from None
+    if len(data) > info.st_size:
+        raise _Skip("unreadable", "the file grew while it was read; was it still being written?")
+    return data
+
+
+def _check_regular(info: os.stat_result, max_bytes: int) -> None:
+    if not stat.S_ISREG(info.st_mode):
+        kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(info.st_mode) else "a socket" if stat.S_ISSOCK(info.st_mode)
+                else "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else "a special file")
+        raise _Skip("not_a_file", f"{kind}, not a regular file; it was not opened")
+    if info.st_size > max_bytes:
+        raise _Skip("too_large", f"{info.st_size} bytes exceeds the limit of {max_bytes} for dataset.max_pixels "
+                                 f"({BYTES_PER_PIXEL} bytes per pixel + {METADATA_BYTES >> 20} MiB); it was not read")
+
+
+def _decode_bytes(data: bytes, color_mode: str, max_pixels: int) -> tuple[Image.Image, str | None]:
+    """An encoded image's bytes -> (8-bit "L" or "RGB" image, Pillow's format name), or _Skip."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            pixels = im.width * im.height
+            if pixels > max_pixels:
+                raise _Skip("too_large", f"{im.width}x{im.height} = {pixels} pixels exceeds the limit of {max_pixels}")
+            im.load()
+            return _to_color_mode(_apply_orientation(im), color_mode), im.format
     except _Skip:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

@@ -90,6 +90,12 @@ def pixel_sha256(images: np.ndarray) -> list[str]:
 _LINE_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=False, separators=(",", ":"))
 
 
+# Line breaks for ``str.splitlines`` that json leaves raw (it escapes only U+0000-U+001F): NEL and the
+# Unicode line and paragraph separators. In JSON they can only stand in strings, where \uXXXX means the same.
+_RAW_BREAKS = re.compile("[\u0085\u2028\u2029]")
+
+
 def manifest_line(record: dict) -> str:
-    """One JSON line; json escapes every control character, so a crafted name cannot forge a line."""
-    return _LINE_ENCODER.encode(record)
+    """One JSON line that every line reader sees as one: json escapes the control characters and
+    the line breaks it leaves raw are escaped here, so a crafted name cannot split or forge a line."""
+    return _RAW_BREAKS.sub(lambda m: f"\\u{ord(m.group()):04x}", _LINE_ENCODER.encode(record))
