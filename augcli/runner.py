@@ -10,6 +10,7 @@ import numpy as np
 
 from augcli import __version__
 from augcli import report as reporting
+from augcli.budget import check_plan
 from augcli.clean import stage
 from augcli.datasets import Dataset
 from augcli.engine import balance_copies
@@ -142,6 +143,7 @@ def run(strategy: Strategy, options: RunOptions) -> dict:
         shard_size = max(1, SHARD_BYTES // _image_bytes(source))  # too big for one file in memory
     options.batch_size = options.batch_size or auto_batch_size(source.image_shape)
     specs = plan_run(strategy, source, splits, shard_size)
+    check_plan(specs, _image_bytes(source), options.workers, strategy.path)  # before the work plan is built
     if options.dry_run:
         return reporting.build_plan(strategy, loaded, cleaned, removed, splits, outputs_per_split(specs), target)
 

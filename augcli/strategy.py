@@ -10,7 +10,9 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -24,6 +26,9 @@ from augcli.rules import RULES_SPEC, check_rule_names
 from augcli.schema import Bool, Choice, Either, Float, Int, Mapping, Param, Size, Text, validate_mapping
 
 SCHEMA_VERSION = 1
+# A per-class output count far beyond any machine; the run's memory budget (augcli.budget) refuses
+# much less, this bound only keeps the counts inside int64.
+MAX_BALANCE_TARGET = 10**9
 
 
 class PipelineSpec(Param):
@@ -78,7 +83,7 @@ SCHEMA: dict[str, Param] = {
         "pipeline": PipelineSpec(),
         "rules": RULES_SPEC,
         "balance": Mapping(doc="extra augmented copies for minority classes", fields={
-            "target": Either(None, options=(Choice(choices=("max",)), Int(low=1)),
+            "target": Either(None, options=(Choice(choices=("max",)), Int(low=1, high=MAX_BALANCE_TARGET)),
                              doc="per-class output count to reach: 'max' (the largest class) or a number; null = off"),
         }),
     }),
@@ -258,10 +263,54 @@ def parse_override(expr: str) -> tuple[tuple, Any]:
     if not parts:
         raise UsageError(f"--set {expr}: empty path")
     try:
-        value = yaml.load(right, Loader=_Loader) if right.strip() else None
+        value = _override_value(right, expr) if right.strip() else None
     except (yaml.YAMLError, ValueError, RecursionError):
         raise UsageError(f"--set {expr}: the value is not valid YAML") from None
     return tuple(parts), value
+
+
+def _override_value(text: str, expr: str):
+    """The YAML value of ``--set``, refused before its aliases are expanded if the expansion would
+    exceed the caps a strategy file has (MAX_NODES values, MAX_DEPTH levels)."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        size, height = _expanded_size(node, {}, set())
+        if size > MAX_NODES or height > MAX_DEPTH:
+            raise UsageError(f"--set {expr}: the value expands to more than {MAX_NODES:,} values or {MAX_DEPTH} levels, "
+                             f"the caps of a whole strategy (strategy.MAX_NODES, MAX_DEPTH); a recursive or "
+                             f"exponentially repeated alias?")
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _expanded_size(node, memo: dict, active: set) -> tuple[int, int]:
+    """(values, levels) of ``node`` with every alias expanded, counted over the node graph without
+    expanding it: each shared node is counted once and its size reused. A cycle counts as too deep."""
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    if key in active:
+        return MAX_NODES + 1, MAX_DEPTH + 1
+    if isinstance(node, yaml.MappingNode):
+        children = [part for pair in node.value for part in pair]
+    elif isinstance(node, yaml.SequenceNode):
+        children = list(node.value)
+    else:
+        children = []
+    active.add(key)
+    size, height = 1, 0
+    for child in children:
+        child_size, child_height = _expanded_size(child, memo, active)
+        size, height = size + child_size, max(height, child_height)
+        if size > MAX_NODES or height > MAX_DEPTH:
+            break
+    active.discard(key)
+    memo[key] = size, height + 1
+    return memo[key]
 
 
 def apply_override(data: dict, path: tuple, value: Any, expr: str) -> None:
@@ -298,7 +347,7 @@ def load_strategy(path: str | Path, overrides: Sequence[str] = ()) -> Strategy:
     """Read, override and validate a strategy file; raises ``StrategyError`` (exit 2) with file:line."""
     filename = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = _read_strategy_file(filename).decode("utf-8")
     except FileNotFoundError:
         raise UsageError(f"{filename}: no such strategy file") from None
     except IsADirectoryError:
@@ -308,6 +357,27 @@ def load_strategy(path: str | Path, overrides: Sequence[str] = ()) -> Strategy:
     except OSError as err:
         raise UsageError(f"{filename}: cannot read: {err.strerror}") from None
     return strategy_from_text(text, filename, overrides)
+
+
+# A strategy is a few kilobytes; anything far larger is a wrong path, and a device or pipe
+# (/dev/zero, a FIFO) would be read until memory runs out, so both are refused before reading.
+MAX_FILE_BYTES = 1 << 20
+
+
+def _read_strategy_file(filename: str) -> bytes:
+    if stat.S_ISDIR(os.stat(filename).st_mode):
+        raise IsADirectoryError(filename)
+    # O_NONBLOCK: opening a FIFO that appeared after the check must not wait for a writer
+    fd = os.open(filename, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as fh:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise UsageError(f"{filename}: not a regular file (a device, pipe or socket); expected a YAML strategy file")
+        data = fh.read(MAX_FILE_BYTES + 1)
+    if max(info.st_size, len(data)) > MAX_FILE_BYTES:
+        raise UsageError(f"{filename}: {max(info.st_size, len(data)):,} bytes, above the {MAX_FILE_BYTES:,} bytes "
+                         f"a strategy file may have (strategy.MAX_FILE_BYTES); is this the right file?")
+    return data
 
 
 def strategy_from_text(text: str, filename: str = "<strategy>", overrides: Sequence[str] = ()) -> Strategy:

@@ -15,7 +15,11 @@ from augcli.datasets.convert import (
     float_to_uint8,
     resize_images,
 )
+from augcli.budget import MAX_CLASSES_UNNAMED, check_memory, human
 from augcli.errors import DataError
+
+# Labels are class indices; beyond this no class table can exist (and int64 casts would wrap).
+MAX_LABEL = 2**31 - 1
 
 
 def load_npz(
@@ -52,6 +56,8 @@ def load_npz(
         raise DataError(f"{path}: expected an .npz archive of named arrays, found a single .npy array")
     with archive:
         present = list(archive.files)
+        _check_size(path, archive, [k for k in (images_key, labels_key, ids_key, class_names_key, "copy_index")
+                                    if k in present])
         raw_images = _read(archive, path, images_key, present)
         raw_labels = _read(archive, path, labels_key, present)
         n = raw_images.shape[0] if raw_images.ndim else 0
@@ -61,7 +67,7 @@ def load_npz(
         skipped += repeated
         images = _images(path, raw_images, images_key)
         labels = _labels(path, raw_labels, labels_key, images.shape[0])
-        class_names = _class_names(path, archive, class_names_key, present, labels)
+        class_names = _class_names(path, archive, class_names_key, present, labels, labels_key)
     if size is not None:
         images = resize_images(images, size)
     images = convert_color_mode(images, color_mode)
@@ -97,6 +103,43 @@ def _drop_repeated_ids(images: np.ndarray, labels: np.ndarray, ids: np.ndarray):
     return images[keep], labels[keep], ids[keep], skipped
 
 
+def _member_bytes(archive, key: str) -> tuple[int, str]:
+    """(bytes the array of ``key`` will take, 'shape dtype'), from the zip entry's declared size and
+    the .npy header, read without inflating the array."""
+    info = archive.zip.getinfo(key + ".npy")
+    fmt = np.lib.format
+    try:
+        with archive.zip.open(info) as fh:
+            version = fmt.read_magic(fh)
+            if version == (1, 0):
+                shape, _, dtype = fmt.read_array_header_1_0(fh)
+            elif version == (2, 0):
+                shape, _, dtype = fmt.read_array_header_2_0(fh)
+            else:  # 3.0 has no public reader: the declared size has to do
+                return info.file_size, "?"
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError):
+        return info.file_size, "?"  # unreadable: the read itself reports it
+    count = int(np.prod(shape, dtype=object)) if shape else 1
+    return max(info.file_size, count * dtype.itemsize), f"{shape} {dtype}"
+
+
+def _check_size(path: Path, archive, keys: list) -> None:
+    """Refuse before reading an archive whose arrays would not fit in memory: a few megabytes of
+    deflated zeros can declare gigabytes. The arrays are read whole (``limit`` applies after), and
+    conversion to uint8 may hold a second copy, hence twice the declared size."""
+    sizes = {}
+    for key in keys:
+        try:
+            sizes[key] = _member_bytes(archive, key)
+        except KeyError:  # not a .npy member: the read reports it
+            continue
+    need = 2 * sum(n for n, _ in sizes.values())
+    listed = ", ".join(f"'{k}' {what} {human(n)}" for k, (n, what) in sizes.items())
+    check_memory(need, f"{path}: reading its arrays ({listed})",
+                 "dataset.limit does not help (each array is read whole); split the archive into smaller ones",
+                 error=DataError)
+
+
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
@@ -117,6 +160,8 @@ def _images(path: Path, arr: np.ndarray, key: str) -> np.ndarray:
         arr = arr[..., None]
     if arr.ndim != 4 or arr.shape[-1] not in (1, 3):
         raise DataError(f"{path}: key '{key}' must have shape (N, H, W) or (N, H, W, C) with C in {{1, 3}}, got {arr.shape}")
+    if 0 in arr.shape[1:3]:
+        raise DataError(f"{path}: key '{key}' holds images of {arr.shape[1]}x{arr.shape[2]} pixels; expected at least 1x1")
     if arr.dtype == np.uint8:
         return arr
     if arr.dtype.kind in "iub":
@@ -142,6 +187,9 @@ def _labels(path: Path, arr: np.ndarray, key: str, n: int) -> np.ndarray:
         raise DataError(f"{path}: key '{key}' holds negative values; expected class indices or class weights >= 0")
     if arr.ndim == 2:
         return arr.astype(np.float32)
+    if arr.size and arr.max() > MAX_LABEL:
+        raise DataError(f"{path}: key '{key}' holds the label {arr.max()}, beyond any class count; expected class "
+                        f"indices 0..K-1 (at most {MAX_LABEL})")
     if arr.dtype.kind == "f" and not np.all(arr == np.rint(arr)):
         raise DataError(f"{path}: key '{key}' must hold integer class indices, found fractional values")
     return arr.astype(np.int64)
@@ -154,8 +202,27 @@ def _ids(path: Path, archive, key: str, present: list, n: int) -> np.ndarray:
     if arr.shape != (n,):
         raise DataError(f"{path}: key '{key}' must have shape ({n},) to match the images, got {arr.shape}")
     if arr.dtype.kind == "S":
-        return np.char.decode(arr, "utf-8")
+        return np.asarray(_utf8(path, key, arr, "ids"))
     return arr.astype(str)
+
+
+def _utf8(path: Path, key: str, arr: np.ndarray, what: str) -> list[str]:
+    """Bytes -> text; bytes that are not UTF-8 are a data error naming the first bad entry (an id
+    or class name is an identity: escaping it could make it collide with a real one)."""
+    try:
+        return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in arr.tolist()]
+    except UnicodeDecodeError:
+        i, bad = next((i, v) for i, v in enumerate(arr.tolist()) if not _decodes(v))
+        raise DataError(f"{path}: key '{key}' holds {what} that are not UTF-8 text (entry {i}: {bad!r}); store "
+                        f"them as text or UTF-8 bytes") from None
+
+
+def _decodes(value) -> bool:
+    try:
+        value.decode("utf-8") if isinstance(value, bytes) else None
+        return True
+    except UnicodeDecodeError:
+        return False
 
 
 def _unique_copy_ids(ids: np.ndarray, archive, present: list) -> np.ndarray:
@@ -170,14 +237,19 @@ def _unique_copy_ids(ids: np.ndarray, archive, present: list) -> np.ndarray:
     return np.char.add(ids.astype(str), suffix)
 
 
-def _class_names(path: Path, archive, key: str, present: list, labels: np.ndarray) -> list:
+def _class_names(path: Path, archive, key: str, present: list, labels: np.ndarray, labels_key: str) -> list:
     needed = labels.shape[1] if labels.ndim == 2 else (int(labels.max()) + 1 if labels.size else 0)
     if key not in present:
+        if needed > MAX_CLASSES_UNNAMED:
+            raise DataError(f"{path}: key '{labels_key}' numbers {needed:,} classes (labels up to {needed - 1}); "
+                            f"without a '{key}' key at most {MAX_CLASSES_UNNAMED:,} are allowed "
+                            f"(budget.MAX_CLASSES_UNNAMED): add a '{key}' array naming every class, or renumber "
+                            f"the labels 0..K-1")
         return [str(k) for k in range(needed)]
     arr = _read(archive, path, key, present)
     if arr.ndim != 1:
         raise DataError(f"{path}: key '{key}' must be a 1-D array of names, got shape {arr.shape}")
-    names = [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in arr.tolist()]
+    names = _utf8(path, key, arr, "class names")
     if labels.ndim == 2 and len(names) != needed:
         raise DataError(f"{path}: key '{key}' has {len(names)} names but the soft labels have {needed} columns")
     if len(names) < needed:

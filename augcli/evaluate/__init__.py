@@ -20,7 +20,7 @@ from augcli import __version__, runner
 from augcli.errors import UsageError
 from augcli.evaluate import models as M
 from augcli.evaluate.plots import write_png
-from augcli.evaluate.protocol import Context, Settings, run_all
+from augcli.evaluate.protocol import Context, Settings, require_samples, run_all
 from augcli.evaluate.report import aggregate, check_gate, clean_json, gate_failures, pct, to_markdown, write_json
 from augcli.io.atomic import AtomicFolder, check_target
 from augcli.io.guard import strategy_inputs
@@ -153,6 +153,9 @@ def evaluate(strategy: Strategy, settings: Settings, out: str | None = None, ove
     target = output_dir(strategy, out)
     check_target(target, overwrite, strategy_inputs(strategy))  # before any work: exit 2, nothing touched
     loaded, cleaned, removed, pipeline, near_distance, label_folds = prepare(strategy, limit, "evaluate")
+    for fraction in settings.fractions:  # before any work: scikit-learn would fail deep inside
+        require_samples(cleaned, fraction, 1, 3 if "knn" in settings.models else 2, "evaluate",
+                        "every model needs two classes, knn 3 images (n_neighbors=3), and the test split one")
     aug = strategy.section("augment")
     adaptive = adaptive_section(strategy)
     ctx = Context(cleaned, pipeline, partial(runner.train_copies, aug), aug["keep_originals"], strategy.seed, settings,

@@ -22,7 +22,8 @@ from augcli.datasets.base import Dataset
 from augcli.engine import Augmented, augment_dataset
 from augcli.evaluate import models as M
 from augcli.pipeline import Pipeline
-from augcli.split import split_indices
+from augcli.errors import DataError
+from augcli.split import held_out_counts, split_indices
 
 OFFLINE_ARMS = ("original", "augmented")
 ONLINE_ARMS = ("original", "offline", "online")
@@ -85,6 +86,30 @@ def split_for(dataset: Dataset, fraction: float, seed: int) -> tuple[np.ndarray,
     """
     parts = split_indices(dataset.labels, dataset.ids, seed, test=1.0 - float(fraction))
     return parts["train"], parts["test"]
+
+
+def train_count(n: int, fraction: float) -> int:
+    """Samples a class of ``n`` gives to the training side of ``split_for``."""
+    return n - held_out_counts(n, 0.0, 1.0 - float(fraction))[1]
+
+
+def require_samples(dataset: Dataset, fraction: float, per_class: int, total: int, command: str, why: str) -> None:
+    """Refuse (DataError) before any work when the training side of ``split_for`` cannot hold
+    ``per_class`` samples in at least two classes and ``total`` samples in all: scikit-learn would
+    fail deep inside the protocol instead. Says how many images per class would do."""
+    sizes = np.bincount(dataset.labels if dataset.labels.ndim == 1 else dataset.labels.argmax(axis=1),
+                        minlength=len(dataset.class_names))
+    trains = np.array([train_count(int(n), fraction) for n in sizes])
+    if (trains >= per_class).sum() >= 2 and trains.sum() >= total and trains.sum() < sizes.sum():
+        return
+    classes = max(int((sizes > 0).sum()), 2)
+    goal = max(per_class, -(-total // classes))
+    need = next(n for n in range(2, 10**7) if train_count(n, fraction) >= goal)  # n >= 2: one is tested
+    have = f"{sizes.min()}-{sizes.max()}" if sizes.min() != sizes.max() else f"{sizes.max()}"
+    raise DataError(f"{dataset.source}: too few samples for {command}: --train-fraction {fraction:g} trains on at most "
+                    f"{trains.max()} image(s) per class ({trains.sum()} in all; the {len(sizes)} classes hold {have} "
+                    f"images), but {why}; that needs at least {need} images in each of {classes} classes: add "
+                    f"images or raise --train-fraction")
 
 
 def _byte_rows(images: np.ndarray) -> np.ndarray:

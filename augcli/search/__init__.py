@@ -133,6 +133,9 @@ def search(strategy: Strategy, settings: Settings, report: str | None = None, ou
     if outside:
         check_file_output(tuned_path, inputs, overwrite, R.TUNED_SIGNATURE, "tuned strategy")
     loaded, cleaned, removed, pipeline, near_distance, label_folds = prepare(strategy, limit, "search")
+    folds = max(settings.folds, S.FINAL_FOLDS)  # before any work: scikit-learn would fail deep inside
+    P.require_samples(cleaned, settings.fraction, folds, 3 if settings.model == "knn" else 2, "search",
+                      f"its {folds}-fold cross-validation needs {folds} per class in at least two classes")
     aug = strategy.section("augment")
     copies_arm = bool(aug["pipeline"]) and settings.copies != aug["copies"]
     eval_settings = FinalSettings(models=(settings.model,), fractions=(settings.fraction,), repeats=settings.repeats,
