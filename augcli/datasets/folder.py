@@ -316,7 +316,8 @@ def _read_regular(path: Path, max_bytes: int) -> bytes:
 def _check_regular(info: os.stat_result, max_bytes: int) -> None:
     if not stat.S_ISREG(info.st_mode):
         kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(info.st_mode) else "a socket" if stat.S_ISSOCK(info.st_mode)
-                else "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else "a special file")
+                else "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode)
+                else "a folder" if stat.S_ISDIR(info.st_mode) else "a special file")
         raise _Skip("not_a_file", f"{kind}, not a regular file; it was not opened")
     if info.st_size > max_bytes:
         raise _Skip("too_large", f"{info.st_size} bytes exceeds the limit of {max_bytes} for dataset.max_pixels "
