@@ -136,6 +136,7 @@ def build_report(strategy, loaded, cleaned, removed, splits, results, files, tim
         "batch_size": options.batch_size, "workers": options.workers, "engine": options.engine,
         "kernel_backend": active_backend(),
         "resumed_shards": getattr(options, "resumed", 0),
+        "discarded_partial": getattr(options, "discarded_partial", False),
         "peak_memory_mb": peak_memory_mb(),
     }
     report["versions"] = versions()

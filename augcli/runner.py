@@ -17,6 +17,7 @@ from augcli.engine import balance_copies
 from augcli.errors import UsageError
 from augcli.executors import execute
 from augcli.io.atomic import AtomicFolder, check_target
+from augcli.io.guard import strategy_inputs
 from augcli.pipeline import Pipeline
 from augcli.shards import ProgressLog, ShardSpec, outputs_per_split, plan_shards
 from augcli.source import load_dataset, open_source  # noqa: F401  (load_dataset: used by other commands)
@@ -40,6 +41,7 @@ class RunOptions:
     scheduler_file: str | None = None
     resume: bool = False              # keep the partial output on an interrupt, to resume it later
     resumed: int = 0                  # set by run(): shards reused from an earlier partial output
+    discarded_partial: bool = False   # set by run(): an earlier partial output was made from something else
     progress: Callable[[str, int], Callable[[int], None]] | None = None  # (label, total) -> tick
 
 
@@ -127,7 +129,7 @@ def run(strategy: Strategy, options: RunOptions) -> dict:
     timer = reporting.Timer()
     target = output_dir(strategy, options)
     if not options.dry_run:
-        check_target(target, options.overwrite)  # before any work: exit 2, nothing touched
+        check_target(target, options.overwrite, strategy_inputs(strategy))  # before any work: exit 2, nothing touched
 
     with timer("load"):
         source, loaded, keys = open_source(strategy, options.strict, options.limit)
@@ -151,7 +153,10 @@ def run(strategy: Strategy, options: RunOptions) -> dict:
     # what the output is made from: a partial output from another input or kernel backend is discarded
     state = {"strategy": strategy.sha256, "format": fmt, "shard_size": shard_size, "augcli": __version__,
              "limit": options.limit, "backend": active_backend(), "input": source.fingerprint()}
-    with AtomicFolder(target, options.overwrite, state=state, keep_partial=options.resume) as tmp:
+    folder = AtomicFolder(target, options.overwrite, state=state, keep_partial=options.resume,
+                          inputs=strategy_inputs(strategy))
+    with folder as tmp:
+        options.discarded_partial = folder.discarded
         with timer("augment"):
             total = sum(outputs_per_split(specs).values())
             tick = options.progress("augment", total) if options.progress else None

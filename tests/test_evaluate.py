@@ -202,7 +202,8 @@ def test_results_are_identical_across_reruns_and_jobs(tmp_path):
     assert _evaluate(strategy, tmp_path / "c", *args, "--jobs", 2).exit_code == 0
     first = _results(tmp_path / "a")
     assert first == _results(tmp_path / "b") == _results(tmp_path / "c")
-    assert {p.name for p in (tmp_path / "a").iterdir()} == {"evaluate.json", "evaluate.md", "evaluate.png"}
+    assert {p.name for p in (tmp_path / "a").iterdir()} == {"evaluate.json", "evaluate.md", "evaluate.png",
+                                                           ".augcli-output"}
     assert [r["model"] for r in first["results"]] == ["knn", "mlp"]
     assert len(first["results"][0]["arms"]["augmented"]["accuracy"]["values"]) == 2
     # another seed is another experiment
@@ -243,5 +244,9 @@ def test_existing_output_needs_overwrite(tmp_path):
     res = _evaluate(strategy, out, "--model", "knn")
     assert res.exit_code == 2 and "--overwrite" in res.output
     assert (out / "keep.txt").exists()
+    res = _evaluate(strategy, out, "--model", "knn", "--overwrite", "-q")  # not augcli's: never replaced
+    assert res.exit_code == 2 and "not made by augcli" in res.output and (out / "keep.txt").exists()
+    (out / "keep.txt").unlink()  # an empty folder (or augcli's own output) may be replaced
     assert _evaluate(strategy, out, "--model", "knn", "--overwrite", "-q").exit_code == 0
-    assert not (out / "keep.txt").exists() and (out / "evaluate.md").exists()
+    assert _evaluate(strategy, out, "--model", "knn", "--overwrite", "-q").exit_code == 0
+    assert (out / "evaluate.md").exists()

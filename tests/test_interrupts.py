@@ -30,12 +30,13 @@ def _start(tmp_path, out):
                              "--batch-size", "64"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
 
 
-def _wait_for_work(proc, seconds=20.0):
-    """Give the run time to import and start augmenting (no fixed sleeps on a busy machine)."""
+def _wait_for_work(proc, out: Path, seconds=60.0):
+    """Wait until the run is writing (its partial output exists): no fixed sleeps on a busy machine."""
     deadline = time.time() + seconds
-    time.sleep(1.5)
-    assert proc.poll() is None, proc.communicate()
-    return deadline
+    while not (out.parent / f".{out.name}.partial" / ".parts").exists():  # the shard log: augmenting
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() < deadline, "the run never started writing"
+        time.sleep(0.02)
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
@@ -45,7 +46,7 @@ def test_signal_keeps_previous_output_and_leaves_no_temp(tmp_path, sig, code):
     assert invoke("run", previous, "--out", out).exit_code == 0
     before = fingerprint(out)
     proc = _start(tmp_path, out)
-    _wait_for_work(proc)
+    _wait_for_work(proc, out)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err

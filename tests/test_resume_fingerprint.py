@@ -76,7 +76,9 @@ def resume(strategy, out, *flags) -> int:
     res = invoke("run", strategy, "--out", out, "--shard-size", SHARD, "--json", *flags)
     assert res.exit_code == 0, res.output
     assert not (out.parent / f".{out.name}.partial").exists()
-    return json.loads(res.stdout)["performance"]["resumed_shards"]
+    performance = json.loads(res.stdout)["performance"]
+    assert performance["discarded_partial"] == (performance["resumed_shards"] == 0)  # the report says which
+    return performance["resumed_shards"]
 
 
 def fresh(strategy, out) -> dict:

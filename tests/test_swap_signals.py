@@ -94,7 +94,7 @@ def test_a_second_signal_during_cleanup_waits_for_it(tmp_path, outputs, second, 
     strategy = write_strategy(tmp_path / "slow.yaml", SLOW)
     beacon = tmp_path / "beacon"
     proc = _start(strategy, tmp_path / "out", "cleanup", beacon)
-    _wait_for(tmp_path / ".out.partial", proc)  # the run is writing
+    _wait_for(tmp_path / ".out.partial" / ".parts", proc)  # the run is augmenting (its shard log exists)
     proc.send_signal(signal.SIGINT)
     _wait_for(beacon, proc)  # the cleanup has started
     proc.send_signal(second)  # the impatient second Ctrl-C

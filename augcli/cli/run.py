@@ -73,6 +73,9 @@ def summary(report: dict, dry_run: bool) -> str:
     out, perf = report["output"], report["performance"]
     shards = f" in {out['shards']} shards" if out["shards"] > len(out["samples"]) else ""
     resumed = f", {perf['resumed_shards']} reused from an interrupted run" if perf["resumed_shards"] else ""
+    if perf.get("discarded_partial"):
+        resumed = ("; an interrupted run's partial output was discarded (made from another input, strategy or "
+                   "kernel backend)")
     lines.append(f"wrote {out['total']} samples ({', '.join(f'{k} {v}' for k, v in out['samples'].items())}) "
                  f"as {out['format']}{shards} to {out['dir']}{resumed}")
     rate = perf["augmented_images_per_second"]

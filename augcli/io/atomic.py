@@ -196,31 +196,40 @@ class AtomicFolder:
         self.inputs = list(inputs)
         self.tmp = aside(self.target, "partial" if state is not None else f"tmp-{os.getpid()}")
         self.resumed = False
+        self.discarded = False  # a partial output was there, made from another state
         self._lock: _Lock | None = None
 
     def __enter__(self) -> Path:
         check_target(self.target, self.overwrite, self.inputs)
         try:
-            self.target.parent.mkdir(parents=True, exist_ok=True)
-            self._lock = _Lock(self.target).__enter__()
-            recover(self.target)
-            if os.path.islink(self.tmp) or (os.path.lexists(self.tmp) and not self.tmp.is_dir()):
-                raise UsageError(f"{self.tmp}: expected augcli's temporary folder here, found something else: remove it")
-            self.resumed = self.state is not None and self._same_state()
-            if self.tmp.exists() and not self.resumed:
+            with deferred_signals():
+                self._set_up()
+        except BaseException as exc:  # __exit__ will not run: clean up here what the set-up made
+            try:
                 with deferred_signals():
-                    _remove(self.tmp)
-            self.tmp.mkdir(exist_ok=True)
-            write_marker(self.tmp)
-            if self.state is not None:
-                (self.tmp / self.STATE).write_text(json.dumps(self.state, sort_keys=True), encoding="utf-8")
-        except OSError as err:
-            self._lock_release()
-            raise DataError(f"{self.target.parent}: cannot create the output folder: {err.strerror}") from None
-        except BaseException:
-            self._lock_release()
+                    if self._lock is not None and self._lock.fd is not None and not self.keep_partial:
+                        _remove(self.tmp)  # ours only while we hold the lock
+            finally:
+                self._lock_release()
+            if isinstance(exc, OSError):
+                raise DataError(f"{self.target.parent}: cannot create the output folder: {exc.strerror}") from None
             raise
         return self.tmp
+
+    def _set_up(self) -> None:
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = _Lock(self.target).__enter__()
+        recover(self.target)
+        if os.path.islink(self.tmp) or (os.path.lexists(self.tmp) and not self.tmp.is_dir()):
+            raise UsageError(f"{self.tmp}: expected augcli's temporary folder here, found something else: remove it")
+        self.resumed = self.state is not None and self._same_state()
+        if self.tmp.exists() and not self.resumed:
+            self.discarded = self.state is not None
+            _remove(self.tmp)
+        self.tmp.mkdir(exist_ok=True)
+        write_marker(self.tmp)
+        if self.state is not None:
+            (self.tmp / self.STATE).write_text(json.dumps(self.state, sort_keys=True), encoding="utf-8")
 
     def _same_state(self) -> bool:
         try:
