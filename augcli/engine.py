@@ -7,6 +7,7 @@ nor the number of workers can change a single output byte.
 
 from __future__ import annotations
 
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -158,14 +159,15 @@ def augment_dataset(
         results = ordered_map(_run_chunk, chunks, job, workers)
     else:
         results = (_run_chunk(c, job) for c in chunks)
-    for (lo, hi), (chunk, chunk_labels, chunk_ops, chunk_fired, chunk_supp) in zip(chunks, results):
-        images[lo:hi] = chunk
-        out_labels[lo:hi] = chunk_labels
-        ops.extend(chunk_ops)
-        _add_counts(fired, chunk_fired)
-        _add_counts(suppressed, chunk_supp)
-        if progress:
-            progress(hi - lo)
+    with closing(results):  # on an interrupt or error: stop the workers now, before the caller cleans up
+        for (lo, hi), (chunk, chunk_labels, chunk_ops, chunk_fired, chunk_supp) in zip(chunks, results):
+            images[lo:hi] = chunk
+            out_labels[lo:hi] = chunk_labels
+            ops.extend(chunk_ops)
+            _add_counts(fired, chunk_fired)
+            _add_counts(suppressed, chunk_supp)
+            if progress:
+                progress(hi - lo)
     hard = dataset.labels if dataset.labels.ndim == 1 else dataset.labels.argmax(axis=1)
     return Augmented(images, out_labels, dataset.ids[source], source, copy, ops, fired, suppressed, hard[source])
 

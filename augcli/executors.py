@@ -6,6 +6,7 @@ the output bytes do not depend on which one ran or how many workers it had.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -14,6 +15,7 @@ from augcli.shards import ProgressLog, ShardResult, ShardSpec, run_shard
 
 ENGINES = ("local", "dask")
 DASK_HINT = 'the dask engine needs the optional extra: pip install "augcli[dask]"'
+SCRATCH = ".dask-scratch"
 
 
 def _run_in_worker(spec: ShardSpec) -> ShardResult:
@@ -38,11 +40,14 @@ def execute(specs: list[ShardSpec], source, pipeline, fmt: str, folder: Path, *,
         stream = _forked(todo, source, pipeline, fmt, folder, batch_size, workers)
     else:  # one shard (or one worker): parallelism, if any, goes inside the shard, over batches
         stream = (run_shard(s, source, pipeline, fmt, folder, batch_size, workers) for s in todo)
-    for i, result in zip(pending, stream):
-        log.record(result)
-        results[i] = result
-        if progress:
-            progress(result.outputs)
+    try:
+        for i, result in zip(pending, stream):
+            log.record(result)
+            results[i] = result
+            if progress:
+                progress(result.outputs)
+    finally:  # on an interrupt or error: stop the workers now, before the caller deletes ``folder``
+        stream.close()
     return results, reused
 
 
@@ -55,15 +60,21 @@ def _forked(todo, source, pipeline, fmt, folder, batch_size, workers):
 
 def _dask(todo, source, pipeline, fmt, folder, batch_size, workers, scheduler, scheduler_file):
     try:
+        import dask
         from dask.distributed import Client, LocalCluster
     except ImportError:
         raise UsageError(DASK_HINT) from None
+    # A local cluster's scratch and spill files (default: dask-scratch-space in $TMPDIR) go in the
+    # output's temporary folder, under a name removed before the output is moved into place.
+    scratch = Path(folder) / SCRATCH
+    shutil.rmtree(scratch, ignore_errors=True)  # left by a killed run that is being resumed
     if scheduler or scheduler_file:
         client = Client(scheduler, scheduler_file=scheduler_file) if scheduler_file else Client(scheduler)
         cluster = None
     else:
-        cluster = LocalCluster(n_workers=max(workers, 1), threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=40)
+        with dask.config.set({"temporary-directory": str(scratch)}):
+            cluster = LocalCluster(n_workers=max(workers, 1), threads_per_worker=1, processes=True,
+                                   dashboard_address=None, silence_logs=40, local_directory=str(scratch))
         client = Client(cluster)
     try:
         shared = client.scatter([source, pipeline], broadcast=True)
@@ -78,3 +89,4 @@ def _dask(todo, source, pipeline, fmt, folder, batch_size, workers, scheduler, s
         client.close()
         if cluster is not None:
             cluster.close()
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -301,10 +301,12 @@ def run_all(ctx: Context, progress: Callable[[int], None] | None = None) -> list
             if progress:
                 progress(1)
         return results
-    from joblib import Parallel, delayed
+    from joblib import delayed
+
+    from augcli.workers import joblib_parallel
 
     results = []
-    parallel = Parallel(n_jobs=ctx.settings.jobs, return_as="generator")
+    parallel = joblib_parallel(ctx.settings.jobs)
     for res in parallel(delayed(run_task)(ctx, *task) for task in tasks):
         results.append(res)
         if progress:

@@ -205,10 +205,12 @@ def run_repeats(job: Job, progress: Callable[[int], None] | None = None) -> list
             if progress:
                 progress(1)
         return out
-    from joblib import Parallel, delayed
+    from joblib import delayed
+
+    from augcli.workers import joblib_parallel
 
     out = []
-    for res in Parallel(n_jobs=job.settings.jobs, return_as="generator")(delayed(run_repeat)(job, r) for r in repeats):
+    for res in joblib_parallel(job.settings.jobs)(delayed(run_repeat)(job, r) for r in repeats):
         out.append(res)
         if progress:
             progress(1)
