@@ -90,10 +90,12 @@ def _image_bytes(source) -> int:
     return int(np.prod(source.image_shape))
 
 
-def _output_bytes(source, splits: dict[str, Dataset], strategy: Strategy) -> int:
-    aug = strategy.section("augment")
-    per_source = aug["copies"] + (1 if aug["keep_originals"] else 0)
-    return max(len(part) * (per_source if name == "train" else 1) for name, part in splits.items()) * _image_bytes(source)
+def _largest_split_bytes(source, specs: list[ShardSpec]) -> int:
+    """Pixels of the largest split's output, from the shard specs (balancing included; no work plan built)."""
+    per_split: dict[str, int] = {}
+    for s in specs:
+        per_split[s.split] = per_split.get(s.split, 0) + int(s.copies.sum()) + (len(s.rows) if s.keep_originals else 0)
+    return max(per_split.values(), default=0) * _image_bytes(source)
 
 
 def auto_batch_size(image_shape: tuple) -> int:
@@ -141,10 +143,11 @@ def run(strategy: Strategy, options: RunOptions) -> dict:
     release_free_memory()  # the scan and cleaning temporaries are gone; give their pages back
     pipeline = build_pipeline(strategy, cleaned.class_names)
     shard_size = options.shard_size or strategy.section("output")["shard_size"]
-    if shard_size is None and _output_bytes(source, splits, strategy) > SINGLE_FILE_LIMIT:
-        shard_size = max(1, SHARD_BYTES // _image_bytes(source))  # too big for one file in memory
-    options.batch_size = options.batch_size or auto_batch_size(source.image_shape)
     specs = plan_run(strategy, source, splits, shard_size)
+    if shard_size is None and _largest_split_bytes(source, specs) > SINGLE_FILE_LIMIT:
+        shard_size = max(1, SHARD_BYTES // _image_bytes(source))  # too big for one file in memory
+        specs = plan_run(strategy, source, splits, shard_size)
+    options.batch_size = options.batch_size or auto_batch_size(source.image_shape)
     check_plan(specs, _image_bytes(source), options.workers, strategy.path)  # before the work plan is built
     if options.dry_run:
         return reporting.build_plan(strategy, loaded, cleaned, removed, splits, outputs_per_split(specs), target)

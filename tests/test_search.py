@@ -363,7 +363,7 @@ def test_an_adaptive_policy_writes_an_adaptive_section_the_strategy_accepts(digi
     from augcli.search import _adaptive_block
     from augcli.search.report import tuned_yaml
 
-    src = _write_npz(tmp_path / "d.npz", _unique_digits(digits_images, 150))
+    src = _write_npz(tmp_path / "d.npz", _unique_digits(digits_images, 170))
     st = strategy_from_text(STRATEGY.format(source=src, pipeline=AFFINE), str(tmp_path / "s.yaml"))
     report = search(st, Settings(method="adaptive", model="mlp", budget=2, folds=2, fraction=0.3, repeats=1),
                     report=str(tmp_path / "r"))
