@@ -38,7 +38,7 @@ from augcli.strategy import load_strategy
               help="Gate threshold as an accuracy difference (0.01 = one percentage point).")
 @click.option("-o", "--out", type=click.Path(file_okay=False),
               help="Output folder (default: data/out/evaluate/<strategy name>).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing output folder (atomically).")
+@options.overwrite
 @options.limit
 @options.strategy_inputs
 @options.json_output

@@ -19,7 +19,7 @@ from augcli.strategy import load_strategy
 @click.argument("target", metavar="SOURCE|STRATEGY")
 @click.option("-o", "--out", type=click.Path(file_okay=False), help="Report folder (default data/out/inspect/<name>).")
 @click.option("--limit", type=click.IntRange(1), help="Inspect only the first N samples.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing report folder.")
+@options.overwrite
 @options.overrides
 @options.json_output
 @options.verbosity

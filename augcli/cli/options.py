@@ -63,4 +63,8 @@ def strategy_inputs(f):
     return input_source(seed(overrides(f)))
 
 
+overwrite = click.option(
+    "--overwrite", is_flag=True,
+    help="Replace an existing output that augcli made (atomically); anything else is never replaced.",
+)
 limit = click.option("--limit", type=click.IntRange(1), help="Use only the first N samples.")

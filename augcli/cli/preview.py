@@ -18,7 +18,7 @@ from augcli.strategy import load_strategy
 @click.command()
 @options.strategy_argument
 @click.option("-o", "--output", "output", type=click.Path(dir_okay=False), required=True,
-              help="PNG file to write.")
+              help="PNG file to write (replaces an earlier augcli preview, never any other file).")
 @click.option("--rows", type=click.IntRange(1, 64), default=8, show_default=True, help="Originals to show.")
 @click.option("--copies", type=click.IntRange(1, 32), default=8, show_default=True, help="Augmented copies per original.")
 @click.option("--per-transform", is_flag=True, help="One row per transform (forced on), then the whole pipeline.")

@@ -30,7 +30,7 @@ from augcli.strategy import load_strategy
               help="Keep finished shards if the run is interrupted; a rerun then skips them (a crashed run is always resumable).")
 @options.limit
 @click.option("--dry-run", is_flag=True, help="Validate, load and plan; print counts; write nothing.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing output folder (atomically).")
+@options.overwrite
 @click.option("--strict", is_flag=True, help="Fail (exit 1) on the first unreadable image instead of skipping it.")
 @options.json_output
 @options.verbosity

@@ -42,7 +42,7 @@ _BUDGETS = "; ".join(f"{name}: {m.default_budget} {m.budget_unit}" for name, m i
 @click.option("-o", "--out", type=click.Path(dir_okay=False), help="The tuned strategy (default: <report>/tuned.yaml).")
 @click.option("--report", "report", type=click.Path(file_okay=False),
               help="Report folder (default: data/out/search/<strategy>-<method>-<model>).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing report folder or tuned strategy (atomically).")
+@options.overwrite
 @click.option("--show-space", is_flag=True, help="Print the search space (ops, magnitude scales, rules) and exit.")
 @options.limit
 @options.strategy_inputs
