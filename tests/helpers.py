@@ -7,6 +7,16 @@ from click.testing import CliRunner
 
 from augcli.cli.main import cli
 
+# A run long enough to be signalled or killed mid-way (about 20 s on one core): 1797 x 401 elastic samples.
+SLOW = """\
+dataset: {source: digits}
+augment:
+  copies: 400
+  pipeline:
+    - elastic: {alpha: 2, sigma: 1.2}
+    - gaussian_blur: {}
+"""
+
 # report.json/report.md hold timings; every other output file must be byte-identical across runs.
 VOLATILE = {"report.json", "report.md"}
 

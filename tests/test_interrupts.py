@@ -11,16 +11,7 @@ import pytest
 
 from augcli.errors import UsageError
 from augcli.io.atomic import AtomicFolder
-from tests.helpers import fingerprint, invoke, write_strategy
-
-SLOW = """\
-dataset: {source: digits}
-augment:
-  copies: 400
-  pipeline:
-    - elastic: {alpha: 2, sigma: 1.2}
-    - gaussian_blur: {}
-"""
+from tests.helpers import SLOW, fingerprint, invoke, write_strategy
 
 
 def _start(tmp_path, out):

@@ -23,18 +23,9 @@ import numpy as np
 import pytest
 
 from augcli.transforms.base import Transform
-from tests.helpers import invoke, write_strategy
+from tests.helpers import SLOW, invoke, write_strategy
 
 ROOT = Path(__file__).resolve().parents[1]
-
-SLOW = """\
-dataset: {source: digits}
-augment:
-  copies: 400
-  pipeline:
-    - elastic: {alpha: 2, sigma: 1.2}
-    - gaussian_blur: {}
-"""
 
 HANGING = """\
 dataset: {source: %s}

@@ -13,19 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import fingerprint, invoke, write_strategy
+from tests.helpers import SLOW, fingerprint, invoke, write_strategy
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = "dataset: {source: digits, limit: 40}\naugment: {copies: 2, pipeline: [hflip]}\noutput: {format: png}\n"
-SLOW = """\
-dataset: {source: digits}
-augment:
-  copies: 400
-  pipeline:
-    - elastic: {alpha: 2, sigma: 1.2}
-    - gaussian_blur: {}
-"""
-
 
 def _start(strategy: Path, out: Path, point: str, beacon: Path) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(REPO), AUGCLI_TEST_PAUSE=f"{point}={beacon}")
