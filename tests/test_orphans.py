@@ -70,6 +70,7 @@ def hang(monkeypatch):
     """The transform registered for this test only (the catalogue tests iterate the registry)."""
     from augcli.transforms import registry
 
+    registry.load_all()  # every module registered first: what registers into the copy is lost at teardown
     monkeypatch.setattr(registry, "REGISTRY", dict(registry.REGISTRY))
     monkeypatch.setattr(registry, "_sequence", dict(registry._sequence))
     register_hang()
