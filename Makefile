@@ -9,7 +9,8 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test,dask]"
+	$(BIN)/python -m pip install --quiet torch==2.13.0  # CPU build, before the extras (see pyproject.toml)
+	$(BIN)/python -m pip install --quiet -e ".[test,dask,consumers]"
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -44,14 +44,14 @@ def inspect(strategy: Strategy, limit: int | None = None, strict: bool = False) 
 
     timer = reporting.Timer()
     with timer("load"):  # folders stream: the checks see thumbnails and full-resolution pixel keys
-        _, loaded, keys = open_source(strategy, strict=strict, limit=limit)
+        source, loaded, keys = open_source(strategy, strict=strict, limit=limit)
     config = flag_only(strategy.section("clean"))
     with timer("clean"):
         cleaned, records = stage.clean(loaded, config, strategy.seed, keys)
     with timer("split"):
         splits, leaks = split_clean(strategy, cleaned, config)
     records += leaks
-    report = reporting.common_report(strategy, loaded, cleaned, records, splits)
+    report = reporting.common_report(strategy, loaded, cleaned, records, splits, source.image_shape)
     report["performance"] = {"seconds": {k: round(v, 4) for k, v in timer.stages.items()},
                              "total_seconds": round(timer.total(), 4)}
     return report, records, [loaded]

@@ -63,13 +63,18 @@ def class_balance(counts: dict) -> dict:
     return {"counts": counts, "imbalance_ratio": round(float(ratio), 3)}
 
 
-def common_report(strategy, loaded, cleaned, removed, splits) -> dict:
-    """The parts every report shares: strategy, source, skipped files, cleaning, counts."""
+def common_report(strategy, loaded, cleaned, removed, splits, image_shape=None) -> dict:
+    """The parts every report shares: strategy, source, skipped files, cleaning, counts.
+
+    ``image_shape`` is the source's (``Source.image_shape``): a folder's clean view ``loaded`` holds
+    only 32×32 gray thumbnails, whose shape is not what the output holds.
+    """
+    shape = loaded.image_shape if image_shape is None else image_shape
     skipped = [{"id": s.id, "reason": s.reason, "detail": s.detail} for s in loaded.skipped]
     return {
         "augcli_version": __version__,
         "strategy": {"path": strategy.path, "sha256": strategy.sha256, "seed": strategy.seed},
-        "source": {"path": strategy.section("dataset")["source"], "image_shape": list(loaded.image_shape),
+        "source": {"path": strategy.section("dataset")["source"], "image_shape": [int(v) for v in shape],
                    "classes": list(loaded.class_names)},
         "skipped": {"count": len(skipped), "by_reason": _by_reason(skipped), "files": skipped},
         "warnings": [{"id": w.id, "reason": w.reason, "detail": w.detail} for w in loaded.warnings],
@@ -85,9 +90,9 @@ def common_report(strategy, loaded, cleaned, removed, splits) -> dict:
     }
 
 
-def build_plan(strategy, loaded, cleaned, removed, splits, planned: dict, target) -> dict:
+def build_plan(strategy, loaded, cleaned, removed, splits, planned: dict, target, image_shape=None) -> dict:
     """What a run would produce, without augmenting or writing (``--dry-run``)."""
-    report = common_report(strategy, loaded, cleaned, removed, splits)
+    report = common_report(strategy, loaded, cleaned, removed, splits, image_shape)
     report["plan"] = {"output_dir": str(target), "samples": planned, "total": sum(planned.values()),
                       "copies": strategy.section("augment")["copies"], "transforms": len(strategy.transforms)}
     return report
@@ -98,9 +103,10 @@ def _add(total: dict, part: dict) -> None:
         total[name] = total.get(name, 0) + n
 
 
-def build_report(strategy, loaded, cleaned, removed, splits, results, files, timer, target, options, soft) -> dict:
+def build_report(strategy, loaded, cleaned, removed, splits, results, files, timer, target, options, soft,
+                 image_shape=None) -> dict:
     """The run report from the shard results (``shards.ShardResult``), in split order."""
-    report = common_report(strategy, loaded, cleaned, removed, splits)
+    report = common_report(strategy, loaded, cleaned, removed, splits, image_shape)
     augmented = sum(r.augmented for r in results)
     fired: dict[str, int] = {}
     suppressed: dict[str, int] = {}

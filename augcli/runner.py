@@ -150,7 +150,8 @@ def run(strategy: Strategy, options: RunOptions) -> dict:
     options.batch_size = options.batch_size or auto_batch_size(source.image_shape)
     check_plan(specs, _image_bytes(source), options.workers, strategy.path)  # before the work plan is built
     if options.dry_run:
-        return reporting.build_plan(strategy, loaded, cleaned, removed, splits, outputs_per_split(specs), target)
+        return reporting.build_plan(strategy, loaded, cleaned, removed, splits, outputs_per_split(specs), target,
+                                    source.image_shape)
 
     fmt = strategy.section("output")["format"]
     # what the output is made from: a partial output from another input or kernel backend is discarded
@@ -185,7 +186,7 @@ def run(strategy: Strategy, options: RunOptions) -> dict:
             ProgressLog(tmp).close()
         soft = pipeline.mixes_labels
         report = reporting.build_report(strategy, loaded, cleaned, removed, splits, results, files, timer, target,
-                                        options, soft)
+                                        options, soft, source.image_shape)
         reporting.write_report(tmp, report)
     return report
 
