@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from augcli.report import missing_class_notes
+
 
 def cell(value) -> str:
     """Table-safe text: pipes and newlines in names cannot break the table."""
@@ -68,7 +70,10 @@ def render_run(report: dict) -> str:
     lines = _header(report, "augcli run report")
     lines += [f"- output: `{cell(report['output']['dir'])}` ({report['output']['format']}), "
               f"{report['output']['total']} samples", ""]
-    lines += counts_table(report) + cleaning_section(report)
+    lines += counts_table(report)
+    missing = missing_class_notes(report)
+    lines += [*(f"- **Warning:** {cell(note)}." for note in missing), ""] if missing else []
+    lines += cleaning_section(report)
     tr = report["transforms"]
     lines += ["## Transforms", "", f"{tr['augmented_samples']} augmented samples.", "",
               "| transform | fired | rate |", "|---|---:|---:|"]
@@ -79,7 +84,9 @@ def render_run(report: dict) -> str:
     if tr["balance"] is not None:
         lines += ["", f"Class balancing to target `{tr['balance']}`: see the `train out` column above."]
     if tr["soft_labels"]:
-        lines += ["", "Labels are soft (mixing transforms): the npz `labels` array is N×K."]
+        lines += ["", "Mixing transforms make training labels soft: `labels` stays the class index (the class with the "
+                  "largest weight); the soft labels are the npz `soft_labels` (N×K, train split), the tar `.json` "
+                  "`soft_label` and the PNG tree's per-split `metadata.jsonl`."]
     perf = report["performance"]
     lines += ["", "## Performance", "", "| stage | seconds |", "|---|---:|"]
     lines += [f"| {k} | {v:.3f} |" for k, v in perf["seconds"].items()]

@@ -2,8 +2,9 @@
 
 The CLI and a training loop use the same object::
 
-    pipe = Pipeline.from_strategy("configs/digits.yaml")
+    pipe = Pipeline.from_strategy("configs/digits.yaml", class_names=names)
     batch = pipe(images, ids=sample_ids, copy=epoch)   # uint8 (N, H, W, C) in, same out
+    batch, soft = pipe(images, ids=sample_ids, copy=epoch, labels=y)   # with mixup: soft (N, K)
 
 Randomness depends only on (seed, sample id, copy, step), so the same call gives the same bytes
 whatever the batch composition.
@@ -26,26 +27,31 @@ from augcli.transforms.registry import build
 class Pipeline:
     """An ordered chain of transforms plus the root seed."""
 
-    def __init__(self, transforms: Seq[Transform], seed: int = 0, rules=None):
+    def __init__(self, transforms: Seq[Transform], seed: int = 0, rules=None, num_classes: int | None = None):
         self.root = _Root(list(transforms))
         self.seed = int(seed)
         self.rules = rules  # augcli.rules.ClassRules or None
+        # K, the width of soft labels: a batch's own labels cannot tell it (a batch of class 0 would give (N, 1))
+        self.num_classes = None if num_classes is None else _class_count(num_classes)
 
     @property
     def transforms(self) -> list[Transform]:
         return self.root.transforms
 
     @classmethod
-    def from_config(cls, entries: list[Any], seed: int = 0) -> "Pipeline":
-        """Build from the ``augment.pipeline`` list of a strategy (YAML-shaped entries)."""
-        return cls([build(entry, ("pipeline", i)) for i, entry in enumerate(entries)], seed=seed)
+    def from_config(cls, entries: list[Any], seed: int = 0, num_classes: int | None = None) -> "Pipeline":
+        """Build from the ``augment.pipeline`` list of a strategy (YAML-shaped entries); ``num_classes``
+        sizes the soft labels of mixing transforms."""
+        return cls([build(entry, ("pipeline", i)) for i, entry in enumerate(entries)], seed=seed,
+                   num_classes=num_classes)
 
     @classmethod
-    def from_strategy(cls, strategy, overrides: Seq[str] = (), class_names: Seq[str] | None = None) -> "Pipeline":
+    def from_strategy(cls, strategy, overrides: Seq[str] = (), class_names: Seq[str] | None = None,
+                      num_classes: int | None = None) -> "Pipeline":
         """Build from a strategy file path or a loaded ``Strategy``.
 
-        A strategy with per-class ``augment.rules`` needs the dataset's ``class_names`` (label k is
-        ``class_names[k]``) so the rules can find their classes.
+        ``class_names`` (label k is ``class_names[k]``) are needed by per-class ``augment.rules`` and
+        set ``num_classes`` (K, the width of soft labels under mixup/cutmix) unless it is given.
         """
         from augcli.rules import ClassRules
         from augcli.strategy import Strategy, load_strategy
@@ -60,10 +66,15 @@ class Pipeline:
                 rules = ClassRules(strategy.section("augment")["rules"], list(class_names))
             except SchemaError as err:
                 raise strategy.error(err) from None
-        return cls(strategy.transforms, seed=strategy.seed, rules=rules)
+        if num_classes is None and class_names is not None:
+            num_classes = len(class_names)
+        return cls(strategy.transforms, seed=strategy.seed, rules=rules, num_classes=num_classes)
 
     def keys(self, ids: Seq[str], copy=0) -> np.ndarray:
-        """Per-sample stream keys for sample ``ids`` and copy index (scalar or per sample)."""
+        """Per-sample stream keys (uint64 (N,)) for sample ``ids`` and copy index (scalar or per sample).
+
+        A key depends only on (seed, id, copy), never on the batch: ``run(images, keys(ids, epoch), ...)``
+        draws the same parameters for a sample in any batch, order or worker."""
         return sample_keys(self.seed, hash_ids(list(ids)), copy)
 
     def sample(self, keys: np.ndarray, shape: tuple) -> Params:
@@ -77,11 +88,12 @@ class Pipeline:
 
     def run(self, images: np.ndarray, keys: np.ndarray, labels: np.ndarray | None = None,
             pool: MixPool | None = None, num_classes: int | None = None) -> tuple[np.ndarray, np.ndarray | None, Params]:
-        """Augment ``images`` (uint8 N×H×W×C) -> (images, labels, params drawn).
+        """Augment ``images`` (uint8 N×H×W×C) with stream ``keys`` (``keys()``) -> (images, labels, params drawn).
 
         ``labels`` (hard (N,) or soft (N, K)) are needed by label rules and mixing transforms; with
-        mixing, the returned labels are soft float32 (N, K) and partners come from ``pool`` (default:
-        this batch's own images - fine on-line, but then pairing depends on the batch).
+        mixing, the returned labels are soft float32 (N, K), K = ``num_classes`` (default: the
+        pipeline's own), and partners come from ``pool`` (default: this batch's own images - fine
+        on-line, but then pairing depends on the batch). Without mixing, ``labels`` come back as given.
         """
         _check_images(images)
         params = self.sample(keys, images.shape)
@@ -93,13 +105,13 @@ class Pipeline:
 
     def replay(self, images: np.ndarray, params: Params, labels: np.ndarray | None = None,
                pool: MixPool | None = None, num_classes: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-        """Apply previously drawn parameters again (exact replay) -> (images, labels)."""
+        """Apply parameters drawn by ``run`` (its third value) again -> (images, labels): the same bytes,
+        e.g. to re-create a manifest's sample or to apply one draw to a second, aligned image."""
         if not self.mixes_labels:
             return self.root.apply(images, params), labels
         if labels is None:
             raise ValueError("mixup/cutmix need labels: pass labels")
-        k = num_classes or (labels.shape[1] if labels.ndim == 2 else int(labels.max()) + 1)
-        soft = one_hot(labels, k)
+        soft = one_hot(labels, self._width(labels, num_classes))
         pool = pool or MixPool(images, soft)
         for t, child in zip(self.transforms, params["children"]):
             if getattr(t, "uses_labels", False):
@@ -108,15 +120,32 @@ class Pipeline:
                 images = apply_gated(t, images, child)
         return images, soft
 
-    def __call__(self, images: np.ndarray, ids: Seq[str] | None = None, copy=0, labels=None):
+    def __call__(self, images: np.ndarray, ids: Seq[str] | None = None, copy=0, labels=None,
+                 num_classes: int | None = None):
         """Augment a batch; ``ids`` default to the row numbers, ``copy`` (e.g. the epoch) varies draws.
 
-        Returns the images, or (images, labels) when ``labels`` are given.
+        Returns the images, or (images, labels) when ``labels`` are given; with mixing transforms the
+        labels are soft float32 (N, K), K = ``num_classes`` (default: the pipeline's own).
         """
         if ids is None:
             ids = [str(i) for i in range(images.shape[0])]
-        out, out_labels, _ = self.run(images, self.keys(ids, copy), labels)
+        out, out_labels, _ = self.run(images, self.keys(ids, copy), labels, num_classes=num_classes)
         return out if labels is None else (out, out_labels)
+
+    def _width(self, labels: np.ndarray, num_classes: int | None) -> int:
+        """K for soft labels: the argument, else the pipeline's, else the width of soft ``labels``."""
+        k = num_classes if num_classes is not None else self.num_classes
+        if k is None and labels.ndim == 2:
+            k = labels.shape[1]
+        if k is None:
+            raise ValueError("mixup/cutmix need the class count to size soft labels: pass num_classes, "
+                             "or class_names to Pipeline.from_strategy")
+        k = _class_count(k)
+        if labels.ndim == 2 and labels.shape[1] != k:
+            raise ValueError(f"soft labels have {labels.shape[1]} columns but num_classes is {k}")
+        if labels.ndim == 1 and labels.size and (labels.min() < 0 or labels.max() >= k):
+            raise ValueError(f"labels must be class indices in 0..{k - 1}, got {labels.min()}..{labels.max()}")
+        return k
 
     def output_shape(self, shape: tuple) -> tuple:
         return self.root.output_shape(shape)
@@ -167,6 +196,12 @@ class _Root(Sequence):
     """The pipeline's top-level sequence: the one place mixing transforms may stand."""
 
     allows_mixing = True
+
+
+def _class_count(k) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"num_classes must be a positive integer, got {k!r}")
+    return int(k)
 
 
 def _hard(labels: np.ndarray) -> np.ndarray:

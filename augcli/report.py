@@ -133,6 +133,10 @@ def build_report(strategy, loaded, cleaned, removed, splits, results, files, tim
         "dir": str(target), "format": strategy.section("output")["format"], "shards": len(results),
         "samples": samples, "total": sum(samples.values()), "files": list(files),
     }
+    # a split without some class still has its folder (PNG); readers must take indices from classes.txt
+    report["output"]["classes"] = list(cleaned.class_names)
+    report["output"]["missing_classes"] = {split: [c for c, n in counts.items() if n == 0]
+                                           for split, counts in per_split.items() if not all(counts.values())}
     from augcli.transforms.functional.backend import active_backend
 
     report["performance"] = {
@@ -147,6 +151,14 @@ def build_report(strategy, loaded, cleaned, removed, splits, results, files, tim
     }
     report["versions"] = versions()
     return report
+
+
+def missing_class_notes(report: dict) -> list[str]:
+    """One sentence per output split that holds no sample of some class."""
+    return [f"split '{split}' has no sample of class{'es' if len(names) > 1 else ''} "
+            f"{', '.join(repr(n) for n in names)}; class indices stay those of classes.txt"
+            + (" (its folder is empty)" if report["output"]["format"] == "png" else "")
+            for split, names in report.get("output", {}).get("missing_classes", {}).items()]
 
 
 def write_report(folder: Path, report: dict) -> None:

@@ -20,6 +20,7 @@ from augcli.io.atomic import AtomicFolder, check_target
 from augcli.io.guard import strategy_inputs
 from augcli.pipeline import Pipeline
 from augcli.shards import ProgressLog, ShardSpec, outputs_per_split, plan_shards
+from augcli.shards import write_split_files
 from augcli.source import load_dataset, open_source  # noqa: F401  (load_dataset: used by other commands)
 from augcli.split import split_dataset
 from augcli.strategy import Strategy
@@ -173,6 +174,7 @@ def run(strategy: Strategy, options: RunOptions) -> dict:
                 raise UsageError(f"{strategy.path}: augment: {err}") from None
         with timer("write"):
             files = sorted({f.split("/", 1)[0] + ("/" if "/" in f else "") for r in results for f in r.files})
+            files += write_split_files(tmp, fmt, results, source.class_names)  # classes.txt, metadata.jsonl
             if strategy.section("output")["manifest"]:
                 with open(tmp / "manifest.jsonl", "w", encoding="utf-8") as fh:
                     for r in results:  # shard order = output order; written last, from the shard parts

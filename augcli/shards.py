@@ -20,7 +20,8 @@ import numpy as np
 
 from augcli.datasets.base import Dataset
 from augcli.engine import augment_dataset, plan
-from augcli.io.writers import encode_png, manifest_line, pixel_sha256, png_relpath, png_stem, unique_names, write_npz
+from augcli.io.writers import (class_dirs, encode_png, manifest_line, pixel_sha256, png_relpath, png_stem, safe_name,
+                               unique_names, write_class_list, write_npz)
 
 FORMATS = ("npz", "png", "tar")
 
@@ -46,6 +47,7 @@ class ShardResult:
     suppressed: dict = field(default_factory=dict)
     outputs: int = 0
     augmented: int = 0
+    metadata: list = field(default_factory=list)  # PNG tree: the split's metadata.jsonl lines (str)
 
 
 def plan_shards(split: str, rows: np.ndarray, copies, keep_originals: bool, shard_size: int | None) -> list[ShardSpec]:
@@ -79,28 +81,67 @@ def run_shard(spec: ShardSpec, source, pipeline, fmt: str, folder: Path, batch_s
     result = ShardResult(spec.name, outputs=len(out), augmented=int((out.copy_index > 0).sum()),
                          fired=out.fired, suppressed=out.suppressed)
     names = source.class_names
-    hard = out.classes
+    hard, soft = output_labels(out, pipeline.mixes_labels)
     result.counts = {c: int(n) for c, n in zip(names, np.bincount(hard, minlength=len(names)))}
-    locations = WRITERS[fmt](folder, spec, out, source, result.files)
+    locations = WRITERS[fmt](folder, spec, out, source, result.files, hard, soft)
     sha = pixel_sha256(out.images)
+    soft_lists = _json_rows(soft)
     for i in range(len(out)):
         record = {"file": locations[i], "split": spec.split, "source": str(out.ids[i]), "class": names[hard[i]],
                   "label": int(hard[i]), "copy": int(out.copy_index[i]), "ops": out.ops[i] if out.ops else [],
                   "sha256": sha[i]}
-        if out.labels.ndim == 2:
-            record["soft_label"] = [round(float(v), 6) for v in out.labels[i]]
+        if soft_lists is not None:
+            record["soft_label"] = soft_lists[i]
         result.manifest.append(manifest_line(record))
+    if fmt == "png":
+        result.metadata = _metadata_lines(locations, hard, soft_lists)
     return result
+
+
+def output_labels(out, mixes: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """(hard int64 (N,), soft float32 (N, K) or None) of a shard's outputs.
+
+    The hard label is always a class index: for a mixed sample the class with the largest weight,
+    the lowest index on a tie (``argmax``). Soft labels exist only when the pipeline mixes; they are
+    rounded to 6 places once, here, so every file that holds them (npz, tar ``.json``,
+    ``metadata.jsonl``, the manifest) has the same numbers and the same argmax as ``hard``.
+    """
+    if out.labels.ndim == 1:
+        return out.labels.astype(np.int64), None
+    soft = np.round(out.labels, 6).astype(np.float32)
+    return soft.argmax(axis=1).astype(np.int64), (soft if mixes else None)
+
+
+def _json_rows(soft: np.ndarray | None) -> list | None:
+    # float64 of the 6-place value: JSON shows 0.3, not float32's 0.30000001192092896
+    return None if soft is None else np.round(soft.astype(np.float64), 6).tolist()
+
+
+def _metadata_lines(locations: list[str], hard: np.ndarray, soft: list | None) -> list[str]:
+    """``metadata.jsonl`` lines of a PNG shard (Hugging Face ``imagefolder`` reads them as columns):
+    ``file_name`` relative to the split folder, the hard ``label``, ``soft_label`` when mixing."""
+    lines = []
+    for i, rel in enumerate(locations):
+        record = {"file_name": rel.split("/", 1)[1], "label": int(hard[i])}
+        if soft is not None:
+            record["soft_label"] = soft[i]
+        lines.append(manifest_line(record))
+    return lines
 
 
 def _file_sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _write_npz(folder: Path, spec: ShardSpec, out, source, files: dict) -> list[str]:
+def _write_npz(folder: Path, spec: ShardSpec, out, source, files: dict, hard, soft) -> list[str]:
+    """``labels`` int64 (N,) in every split; ``soft_labels`` float32 (N, K) beside them in the training
+    split when the pipeline mixes (val/test are never mixed)."""
     name, names = f"{spec.name}.npz", source.class_names
+    arrays = {"images": out.images, "labels": hard}
+    if soft is not None and spec.split == "train":
+        arrays["soft_labels"] = soft
     write_npz(folder / name, {
-        "images": out.images, "labels": out.labels, "ids": out.ids.astype(str),
+        **arrays, "ids": out.ids.astype(str),
         "source_index": spec.rows[out.source_index], "copy_index": out.copy_index,
         "class_names": np.asarray(names, dtype=str),
     })
@@ -108,26 +149,36 @@ def _write_npz(folder: Path, spec: ShardSpec, out, source, files: dict) -> list[
     return [f"{name}#{i}" for i in range(len(out))]
 
 
-def png_names(source) -> tuple[list, list]:
+def png_names(source, mixes: bool = False) -> tuple[list, list]:
     """(folder per class, file stem per source row), one-to-one, computed once per source.
 
     Two ids whose safe forms clash (``x.png`` and ``x.jpg``, names in other scripts, very long names)
     would otherwise write to the same file; computed over the whole source so every shard agrees.
+    Folders sort in class order (``class_dirs``). When the pipeline ``mixes``, a mixed copy is filed
+    under the class with the largest weight, which may not be its source's, so stems keep the source's
+    class folder (``cat_001`` for ``cat/001.png``) and are made unique over all classes, not per class.
     """
-    cached = getattr(source, "_png_names", None)
+    cached = getattr(source, "_png_names", {}).get(mixes)
     if cached is None:
         names = source.class_names
         hard = source.labels if source.labels.ndim == 1 else source.labels.argmax(axis=1)
-        stems = unique_names([png_stem(i, names[c]) for i, c in zip(source.ids, hard)], list(source.ids), list(hard))
-        cached = (unique_names(names), stems)
-        source._png_names = cached
+        if mixes:
+            stems = unique_names([png_stem(i, "") for i in source.ids], list(source.ids))
+        else:
+            stems = unique_names([png_stem(i, names[c]) for i, c in zip(source.ids, hard)], list(source.ids), list(hard))
+        cached = (class_dirs(names), stems)
+        source._png_names = {**getattr(source, "_png_names", {}), mixes: cached}
     return cached
 
 
-def _write_png(folder: Path, spec: ShardSpec, out, source, files: dict) -> list[str]:
-    dirs, stems = png_names(source)
+def _write_png(folder: Path, spec: ShardSpec, out, source, files: dict, hard, soft) -> list[str]:
+    """``<split>/<class>/<stem>__<copy>.png`` under the hard label's folder; every class folder of the
+    split exists, empty or not, so folder-sorting readers number the classes alike in every split."""
+    dirs, stems = png_names(source, soft is not None)
+    for d in dirs:
+        (folder / safe_name(spec.split) / d).mkdir(parents=True, exist_ok=True)
     rows = spec.rows[out.source_index]
-    locations = [png_relpath(spec.split, dirs[c], stems[r], k) for c, r, k in zip(out.classes, rows, out.copy_index)]
+    locations = [png_relpath(spec.split, dirs[c], stems[r], k) for c, r, k in zip(hard, rows, out.copy_index)]
     for rel, image in zip(locations, out.images):
         data = encode_png(image)
         path = folder / rel
@@ -137,16 +188,19 @@ def _write_png(folder: Path, spec: ShardSpec, out, source, files: dict) -> list[
     return locations
 
 
-def _write_tar(folder: Path, spec: ShardSpec, out, source, files: dict) -> list[str]:
-    """A WebDataset shard: ``<key>.png`` + ``<key>.cls`` + ``<key>.json`` per sample, reproducible bytes."""
+def _write_tar(folder: Path, spec: ShardSpec, out, source, files: dict, hard, soft) -> list[str]:
+    """A WebDataset shard: ``<key>.png`` + ``<key>.cls`` (the hard label) + ``<key>.json`` (source,
+    class name, label, copy, ``soft_label`` when mixing) per sample, reproducible bytes."""
     name, names = f"{spec.name}.tar", source.class_names
     keys = [f"{spec.name}_{i:06d}" for i in range(len(out))]
+    soft_lists = _json_rows(soft)
     with tarfile.open(folder / name, "w", format=tarfile.USTAR_FORMAT) as tar:
         for i, key in enumerate(keys):
-            meta = {"source": str(out.ids[i]), "class": names[out.classes[i]], "copy": int(out.copy_index[i])}
-            if out.labels.ndim == 2:
-                meta["soft_label"] = [round(float(v), 6) for v in out.labels[i]]
-            for suffix, data in ((".png", encode_png(out.images[i])), (".cls", str(int(out.classes[i])).encode()),
+            meta = {"source": str(out.ids[i]), "class": names[hard[i]], "label": int(hard[i]),
+                    "copy": int(out.copy_index[i])}
+            if soft_lists is not None:
+                meta["soft_label"] = soft_lists[i]
+            for suffix, data in ((".png", encode_png(out.images[i])), (".cls", str(int(hard[i])).encode()),
                                  (".json", json.dumps(meta, sort_keys=True).encode())):
                 info = tarfile.TarInfo(key + suffix)
                 info.size, info.mtime, info.mode = len(data), 0, 0o644
@@ -156,6 +210,21 @@ def _write_tar(folder: Path, spec: ShardSpec, out, source, files: dict) -> list[
 
 
 WRITERS = {"npz": _write_npz, "png": _write_png, "tar": _write_tar}
+
+
+def write_split_files(folder: Path, fmt: str, results: list[ShardResult], class_names) -> list[str]:
+    """What no single shard can write: the class list at the output root (every format: it lies beside
+    the tar shards and the PNG split folders) and, in a PNG tree, each split's ``metadata.jsonl`` from
+    its shards' lines in output order. Returns the root entries written."""
+    written = write_class_list(folder, class_names)
+    if fmt == "png":
+        lines: dict[str, list] = {}
+        for r in results:
+            lines.setdefault(r.name.split("-", 1)[0], []).extend(r.metadata)
+        for split, part in lines.items():
+            text = "".join(f"{line}\n" for line in part)
+            (folder / safe_name(split) / "metadata.jsonl").write_text(text, encoding="utf-8")
+    return written
 
 
 def outputs_per_split(specs: list[ShardSpec]) -> dict[str, int]:

@@ -148,11 +148,15 @@ def test_policy_strategy_end_to_end(tmp_path):
     res = invoke("run", config, "--out", out, "--limit", 600)
     assert res.exit_code == 0, res.output
     train = np.load(out / "train.npz")
-    assert train["labels"].ndim == 2 and train["labels"].dtype == np.float32
-    assert np.allclose(train["labels"].sum(axis=1), 1.0)
-    assert (train["labels"].max(axis=1) < 1.0).any(), "some samples must be mixed"
+    soft = train["soft_labels"]  # labels stay class indices: the class with the largest weight
+    assert train["labels"].ndim == 1 and np.array_equal(soft.argmax(axis=1), train["labels"])
+    assert soft.dtype == np.float32 and np.allclose(soft.sum(axis=1), 1.0, atol=1e-5)
+    assert (soft.max(axis=1) < 1.0).any(), "some samples must be mixed"
     report = json.loads((out / "report.json").read_text())
     assert report["transforms"]["suppressed_by_rules"].get("rotate", 0) > 0
-    after = report["counts"]["output"]["train"]
-    assert len(set(after.values())) == 1, f"balanced classes expected, got {after}"
+    from sklearn.datasets import load_digits
+
+    sources = np.bincount(load_digits().target[train["ids"].astype(int)])  # balancing counts source classes
+    assert len(set(sources.tolist())) == 1, f"balanced classes expected, got {sources}"
+    assert sum(report["counts"]["output"]["train"].values()) == len(soft)
     assert report["transforms"]["fired"]["randaugment"]["count"] == report["transforms"]["augmented_samples"]

@@ -57,6 +57,31 @@ def unique_names(names, keys=None, groups=None) -> list[str]:
             for s, k, g in zip(safe, keys, groups)]
 
 
+def class_dirs(class_names) -> list[str]:
+    """One folder per class whose sorted order is the class order, because torchvision's
+    ``ImageFolder`` and Hugging Face ``imagefolder`` number classes by sorted folder name: the
+    ``unique_names`` of the classes, or, when sorting those would reorder the classes,
+    ``<index>_<name>`` with the index zero-padded to one width (``00_zebra``, ``01_ant``)."""
+    dirs = unique_names(list(class_names))
+    if dirs == sorted(dirs):
+        return dirs
+    width = max(2, len(str(len(dirs) - 1)))
+    return [f"{k:0{width}d}_{d}" for k, d in enumerate(dirs)]
+
+
+def write_class_list(folder: Path, class_names) -> list[str]:
+    """``classes.txt`` (one name per line, line k = class index k) and ``class_to_idx.json``.
+
+    A name holding a line break is written JSON-escaped in classes.txt (one line per class must hold);
+    class_to_idx.json has every name exactly."""
+    names = [str(n) for n in class_names]
+    lines = [n if len(f"{n}.".splitlines()) == 1 else manifest_line(n)[1:-1] for n in names]
+    (folder / "classes.txt").write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+    mapping = {n: k for k, n in enumerate(names)}
+    (folder / "class_to_idx.json").write_text(json.dumps(mapping, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return ["classes.txt", "class_to_idx.json"]
+
+
 def png_stem(sample_id: str, class_name: str) -> str:
     """The file stem of a sample id: without its class folder and extension, sub-folders as '_'."""
     stem = str(sample_id)
