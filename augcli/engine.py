@@ -15,7 +15,7 @@ import numpy as np
 
 from augcli.datasets.base import Dataset
 from augcli.pipeline import Pipeline
-from augcli.rng import hash_ids, sample_keys
+from augcli.rng import hash_id, hash_ids, sample_keys
 from augcli.transforms.mixing import MixPool, one_hot
 
 
@@ -55,6 +55,19 @@ def plan(n_sources: int, copies, keep_originals: bool) -> tuple[np.ndarray, np.n
     starts = np.repeat(np.cumsum(per_source) - per_source, per_source)
     copy = np.arange(len(source), dtype=np.int64) - starts + first
     return source, copy
+
+
+def output_order(seed: int, split: str, id_hashes: np.ndarray, source: np.ndarray, copy: np.ndarray) -> np.ndarray:
+    """The seeded output order of a split's work items (``plan``): a permutation of their positions.
+
+    Each item is ranked by a hash of (seed, split name, source id, copy), so the order depends on
+    nothing else (not workers, batches, shards or engine), copies of one source land far apart and
+    every stretch of the order holds a mix of classes. The split name keeps the hash apart from the
+    sample keys the augmentation draws from; a tie (a repeated id) keeps plan order.
+    """
+    salt = hash_id(f"augcli/output-order/{split}")
+    keys = sample_keys(int(seed) ^ salt, np.asarray(id_hashes, dtype=np.uint64)[source], copy)
+    return np.argsort(keys, kind="stable")
 
 
 def balance_copies(labels: np.ndarray, num_classes: int, copies: int, keep_originals: bool, target) -> np.ndarray:
@@ -125,17 +138,20 @@ def augment_dataset(
     batch_size: int = 256,
     workers: int = 1,
     progress: Callable[[int], None] | None = None,
+    items: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Augmented:
     """Augment every sample ``copies`` times (plus the original as copy 0 if ``keep_originals``).
 
-    ``copies`` may be per-source counts (see ``balance_copies``). With mixing transforms the labels
-    come back soft (float32 N×K, originals one-hot) and partners are drawn from this dataset.
+    ``copies`` may be per-source counts (see ``balance_copies``). ``items``, when given, are the
+    work items themselves, (source_index, copy_index) in output order (a shuffled shard), and replace
+    ``copies`` and ``keep_originals``. With mixing transforms the labels come back soft (float32 N×K,
+    originals one-hot) and partners are drawn from this dataset.
     """
-    source, copy = plan(len(dataset), copies, keep_originals)
+    source, copy = items if items is not None else plan(len(dataset), copies, keep_originals)
     out_shape = dataset.image_shape
-    if np.any(np.asarray(copies) > 0) and len(dataset):
+    if (copy > 0).any() and len(dataset):
         out_shape = pipeline.output_shape((1,) + dataset.image_shape)[1:]
-        if keep_originals and out_shape != dataset.image_shape:
+        if (copy == 0).any() and out_shape != dataset.image_shape:
             raise ValueError(
                 f"the pipeline changes the image size {dataset.image_shape[:2]} -> {out_shape[:2]}; "
                 "set augment.keep_originals: false or keep the size"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from augcli.report import missing_class_notes
+from augcli.report import identical_notes, missing_class_notes
 
 
 def cell(value) -> str:
@@ -78,6 +78,8 @@ def render_run(report: dict) -> str:
     lines += ["## Transforms", "", f"{tr['augmented_samples']} augmented samples.", "",
               "| transform | fired | rate |", "|---|---:|---:|"]
     lines += [f"| {name} | {v['count']} | {v['rate']:.1%} |" for name, v in tr["fired"].items()]
+    notes = identical_notes(report)
+    lines += ["", *(f"- {note}." for note in notes)] if notes else []
     if tr["rules"]:
         lines += ["", "Per-class rules suppressed: " + (", ".join(
             f"{name} {n}×" for name, n in tr["suppressed_by_rules"].items()) or "nothing") + "."]

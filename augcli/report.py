@@ -112,12 +112,15 @@ def build_report(strategy, loaded, cleaned, removed, splits, results, files, tim
     suppressed: dict[str, int] = {}
     per_split: dict[str, dict] = {}
     samples: dict[str, int] = {}
+    identical: dict[str, dict] = {}  # split -> augmented copies, and those identical to their original
     for r in results:
         _add(fired, r.fired)
         _add(suppressed, r.suppressed)
         split = r.name.split("-", 1)[0]
         _add(per_split.setdefault(split, {}), r.counts)
         samples[split] = samples.get(split, 0) + r.outputs
+        if r.augmented:
+            _add(identical.setdefault(split, {}), {"count": r.identical, "augmented": r.augmented})
     aug_seconds = timer.stages.get("augment", 0.0)
     report["counts"]["output"] = per_split
     report["transforms"] = {
@@ -128,6 +131,8 @@ def build_report(strategy, loaded, cleaned, removed, splits, results, files, tim
         "rules": strategy.section("augment")["rules"],
         "balance": strategy.section("augment")["balance"]["target"],
         "soft_labels": soft,
+        "identical_copies": {split: {**v, "share": round(v["count"] / v["augmented"], 4)}
+                             for split, v in identical.items()},
     }
     report["output"] = {
         "dir": str(target), "format": strategy.section("output")["format"], "shards": len(results),
@@ -159,6 +164,19 @@ def missing_class_notes(report: dict) -> list[str]:
             f"{', '.join(repr(n) for n in names)}; class indices stay those of classes.txt"
             + (" (its folder is empty)" if report["output"]["format"] == "png" else "")
             for split, names in report.get("output", {}).get("missing_classes", {}).items()]
+
+
+# Above this share of identical copies the run says so on stderr: they are wasted epochs of the same
+# image, and cleaning this output again removes them as exact duplicates.
+IDENTICAL_WARN_SHARE = 0.10
+
+
+def identical_notes(report: dict, threshold: float = 0.0) -> list[str]:
+    """One sentence per split whose share of copies identical to their original exceeds ``threshold``."""
+    return [f"{split}: {v['count']:,} of {v['augmented']:,} augmented copies ({v['share']:.1%}) came out identical to "
+            "their original (with p < 1 every step can be skipped); re-running cleaning on this output removes them "
+            "as exact duplicates"
+            for split, v in report.get("transforms", {}).get("identical_copies", {}).items() if v["share"] > threshold]
 
 
 def write_report(folder: Path, report: dict) -> None:

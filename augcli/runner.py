@@ -19,7 +19,7 @@ from augcli.executors import execute
 from augcli.io.atomic import AtomicFolder, check_target
 from augcli.io.guard import strategy_inputs
 from augcli.pipeline import Pipeline
-from augcli.shards import ProgressLog, ShardSpec, outputs_per_split, plan_shards
+from augcli.shards import ProgressLog, ShardSpec, outputs_per_split, plan_shards, plan_shuffled
 from augcli.shards import write_split_files
 from augcli.source import load_dataset, open_source  # noqa: F401  (load_dataset: used by other commands)
 from augcli.split import split_dataset
@@ -114,17 +114,33 @@ def release_free_memory() -> None:
         pass
 
 
+def shuffled_output(output: dict, shard_size: int | None) -> bool:
+    """``output.shuffle`` resolved: ``auto`` shuffles tar and sharded output, whose readers stream
+    and shuffle only within a buffer; one npz/PNG file per split is read whole and shuffled by the
+    loader, and keeps its source order."""
+    if output["shuffle"] == "auto":
+        return output["format"] == "tar" or shard_size is not None
+    return output["shuffle"]
+
+
 def plan_run(strategy: Strategy, source, splits: dict[str, Dataset], shard_size: int | None) -> list[ShardSpec]:
     """Shards of every split: the training split gets its copies, held-out splits only originals."""
     aug = strategy.section("augment")
-    specs: list[ShardSpec] = []
+    parts = {}  # split -> (source rows, copies, keep_originals)
     for name, part in splits.items():
         rows = source.rows_of(part.ids)
         if name == "train":
-            specs += plan_shards(name, rows, train_copies(aug, part), aug["keep_originals"], shard_size)
+            parts[name] = (rows, train_copies(aug, part), aug["keep_originals"])
         else:  # held-out splits are never augmented
-            specs += plan_shards(name, rows, 0, True, shard_size)
-    return specs
+            parts[name] = (rows, 0, True)
+    specs = [s for name, p in parts.items() for s in plan_shards(name, *p, shard_size)]
+    if not shuffled_output(strategy.section("output"), shard_size):
+        return specs
+    # the shuffled plan holds every (row, copy) pair: refuse one beyond memory before building it (its
+    # per-sample cost only; pixels are checked by run() once the shard size is final)
+    check_plan(specs, 0, 1, strategy.path)
+    return [s for name, (rows, copies, keep) in parts.items()
+            for s in plan_shuffled(name, rows, splits[name].ids, copies, keep, shard_size, strategy.seed)]
 
 
 def run(strategy: Strategy, options: RunOptions) -> dict:

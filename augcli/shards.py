@@ -1,10 +1,12 @@
 """Shards: the unit of augmentation, writing, parallelism and resume.
 
 A split's sources are cut, in order, into shards of at most ``shard_size`` output samples (without a
-shard size a split is one shard: ``train.npz``). A shard job reads its sources, augments them (mixing
-partners come from the same shard), writes its files and returns its manifest lines and counts. A job
-is a pure function of its spec, so shards can run in any order, in worker processes or on a Dask
-cluster, and produce the same bytes.
+shard size a split is one shard: ``train.npz``). With ``output.shuffle`` the split's outputs, every
+(source row, copy) pair, are first put in one seeded order (``engine.output_order``) and that order is
+cut into shards, so each shard mixes classes and the copies of one image are spread over the split.
+A shard job reads its sources, augments them (mixing partners come from the same shard), writes its
+files and returns its manifest lines and counts. A job is a pure function of its spec, so shards can
+run in any order, in worker processes or on a Dask cluster, and produce the same bytes.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ import hashlib
 import io
 import json
 import tarfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from augcli.datasets.base import Dataset
-from augcli.engine import augment_dataset, plan
+from augcli.engine import augment_dataset, output_order, plan
+from augcli.rng import hash_ids
 from augcli.io.writers import (class_dirs, encode_png, manifest_line, pixel_sha256, png_relpath, png_stem, safe_name,
                                unique_names, write_class_list, write_npz)
 
@@ -28,13 +31,23 @@ FORMATS = ("npz", "png", "tar")
 
 @dataclass
 class ShardSpec:
-    """What one job does: augment ``rows`` of the source for ``split`` and write shard ``name``."""
+    """What one job does: augment ``rows`` of the source for ``split`` and write shard ``name``.
+
+    A shuffled shard carries its work items explicitly: ``rows`` and ``copy`` give the source row and
+    copy index of each output, in output order (a row repeats); its ``copies`` are then zeros and
+    ``keep_originals`` true, so ``copies.sum() + len(rows)`` counts its outputs in both forms.
+    """
 
     split: str
     name: str            # "train", "train-00003"
     rows: np.ndarray     # source rows, in output order
     copies: np.ndarray   # augmented copies per row
     keep_originals: bool
+    copy: np.ndarray | None = None  # shuffled: copy index of each output (None: ``plan`` of rows, copies)
+
+    @property
+    def outputs(self) -> int:
+        return int(self.copies.sum()) + (len(self.rows) if self.keep_originals else 0)
 
 
 @dataclass
@@ -48,6 +61,7 @@ class ShardResult:
     outputs: int = 0
     augmented: int = 0
     metadata: list = field(default_factory=list)  # PNG tree: the split's metadata.jsonl lines (str)
+    identical: int = 0   # augmented copies whose pixels equal their original's
 
 
 def plan_shards(split: str, rows: np.ndarray, copies, keep_originals: bool, shard_size: int | None) -> list[ShardSpec]:
@@ -66,6 +80,30 @@ def plan_shards(split: str, rows: np.ndarray, copies, keep_originals: bool, shar
     return [ShardSpec(split, f"{split}-{k:05d}", rows[a:b], copies[a:b], keep_originals) for k, (a, b) in enumerate(shards)]
 
 
+def plan_shuffled(split: str, rows: np.ndarray, ids, copies, keep_originals: bool, shard_size: int | None,
+                  seed: int) -> list[ShardSpec]:
+    """Every (row, copy) output of the split in its seeded order (``engine.output_order``), cut into
+    consecutive shards of ``shard_size`` outputs (one shard without a size). Holds the whole split's
+    plan (about 40 bytes per output): check the plan's size (``budget.check_plan``) first."""
+    source, copy = plan(len(rows), copies, keep_originals)
+    order = output_order(seed, split, hash_ids(list(ids)), source, copy)
+    out_rows, out_copy = rows[source[order]], copy[order]
+    del source, copy, order
+    size = shard_size or max(len(out_rows), 1)
+    return [ShardSpec(split, split if shard_size is None else f"{split}-{k:05d}", out_rows[a:a + size],
+                      np.zeros(len(out_rows[a:a + size]), dtype=np.int64), True, out_copy[a:a + size])
+            for k, a in enumerate(range(0, max(len(out_rows), 1), size))]
+
+
+def shard_items(spec: ShardSpec) -> tuple[np.ndarray, tuple | None]:
+    """(rows the shard reads, its explicit work items or None). A shuffled shard reads each of its
+    rows once, in row order; those rows are also its mixing partners' pool."""
+    if spec.copy is None:
+        return spec.rows, None
+    reads, index = np.unique(spec.rows, return_inverse=True)
+    return reads, (index.reshape(-1).astype(np.int64), np.asarray(spec.copy, dtype=np.int64))
+
+
 def run_shard(spec: ShardSpec, source, pipeline, fmt: str, folder: Path, batch_size: int, workers: int = 1,
               backend: str | None = None) -> ShardResult:
     """Augment and write one shard into ``folder``; returns what the manifest and report need.
@@ -76,8 +114,10 @@ def run_shard(spec: ShardSpec, source, pipeline, fmt: str, folder: Path, batch_s
         from augcli.transforms.functional.backend import set_backend
 
         set_backend(backend)
-    part = Dataset(source.read(spec.rows), source.labels[spec.rows], source.ids[spec.rows], source.class_names)
-    out = augment_dataset(part, pipeline, spec.copies, spec.keep_originals, batch_size, workers)
+    reads, items = shard_items(spec)
+    part = Dataset(source.read(reads), source.labels[reads], source.ids[reads], source.class_names)
+    out = augment_dataset(part, pipeline, spec.copies, spec.keep_originals, batch_size, workers, items=items)
+    spec = replace(spec, rows=reads)  # from here on ``out.source_index`` indexes ``spec.rows``
     result = ShardResult(spec.name, outputs=len(out), augmented=int((out.copy_index > 0).sum()),
                          fired=out.fired, suppressed=out.suppressed)
     names = source.class_names
@@ -85,6 +125,7 @@ def run_shard(spec: ShardSpec, source, pipeline, fmt: str, folder: Path, batch_s
     result.counts = {c: int(n) for c, n in zip(names, np.bincount(hard, minlength=len(names)))}
     locations = WRITERS[fmt](folder, spec, out, source, result.files, hard, soft)
     sha = pixel_sha256(out.images)
+    result.identical = identical_copies(part.images, out, sha)
     soft_lists = _json_rows(soft)
     for i in range(len(out)):
         record = {"file": locations[i], "split": spec.split, "source": str(out.ids[i]), "class": names[hard[i]],
@@ -127,6 +168,16 @@ def _metadata_lines(locations: list[str], hard: np.ndarray, soft: list | None) -
             record["soft_label"] = soft[i]
         lines.append(manifest_line(record))
     return lines
+
+
+def identical_copies(originals: np.ndarray, out, sha: list[str]) -> int:
+    """Augmented copies whose pixels equal their original's (every step skipped, as p < 1 allows):
+    cleaning this output again would drop them as exact duplicates."""
+    if out.images.shape[1:] != originals.shape[1:]:
+        return 0  # a size-changing pipeline: no copy can equal its original
+    first = pixel_sha256(originals)
+    copies = np.flatnonzero(out.copy_index > 0)
+    return sum(sha[i] == first[s] for i, s in zip(copies.tolist(), out.source_index[copies].tolist()))
 
 
 def _file_sha(path: Path) -> str:
@@ -231,7 +282,7 @@ def outputs_per_split(specs: list[ShardSpec]) -> dict[str, int]:
     """Planned output samples per split (for --dry-run and progress)."""
     out: dict[str, int] = {}
     for s in specs:
-        out[s.split] = out.get(s.split, 0) + len(plan(len(s.rows), s.copies, s.keep_originals)[0])
+        out[s.split] = out.get(s.split, 0) + s.outputs
     return out
 
 

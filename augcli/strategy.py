@@ -31,6 +31,23 @@ SCHEMA_VERSION = 1
 MAX_BALANCE_TARGET = 10**9
 
 
+@dataclass(frozen=True)
+class AutoBool(Param):
+    """``auto``, ``true`` or ``false`` (``auto`` is resolved where the value is used)."""
+
+    def validate(self, value, path):
+        if value == "auto" or isinstance(value, bool):
+            return value
+        shown = repr(value) if isinstance(value, str) else str(value)
+        raise SchemaError(path, f"expected auto, true or false, got {shown[:100]}")
+
+    def type_name(self):
+        return "auto or bool"
+
+    def range_text(self):
+        return "{auto, true, false}"
+
+
 class PipelineSpec(Param):
     """``augment.pipeline``: a list of transform entries, validated by building them."""
 
@@ -93,6 +110,10 @@ SCHEMA: dict[str, Param] = {
                          doc="npz: one file per split (or shard); png: <split>/<class>/<id>__<copy>.png; tar: WebDataset shards"),
         "shard_size": Int(None, 1, nullable=True, doc="output samples per shard file (<split>-00000.npz, ...); null = one file per split"),
         "manifest": Bool(True, doc="write manifest.jsonl (one line per output sample)"),
+        "shuffle": AutoBool("auto",
+                            doc="write each split in a seeded random order, copies of one image spread out; "
+                                "auto = on for tar and sharded output, off for one npz/PNG file per split "
+                                "(read whole, shuffled by the loader)"),
     }),
     "report": Mapping(doc="the run report", fields={
         "preview": Bool(True, doc="write preview.png (originals beside augmented copies)"),

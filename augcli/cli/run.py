@@ -8,7 +8,7 @@ import click
 
 from augcli.cli import options
 from augcli.cli.progress import make_progress
-from augcli.report import missing_class_notes
+from augcli.report import IDENTICAL_WARN_SHARE, identical_notes, missing_class_notes
 from augcli.runner import RunOptions, run as run_strategy
 from augcli.strategy import load_strategy
 
@@ -47,6 +47,9 @@ def run(strategy, out, fmt, shard_size, input_source, seed, overrides, batch_siz
                       scheduler_file=scheduler_file, resume=resume,
                       progress=make_progress(not quiet and not as_json))
     report = run_strategy(st, opts)
+    if not quiet and not as_json:  # worth knowing before training (--json: the report carries the counts)
+        for note in identical_notes(report, IDENTICAL_WARN_SHARE):
+            click.echo(f"augcli: warning: {note}", err=True)
     if not quiet:
         for note in missing_class_notes(report):  # a trainer numbering classes per split would be wrong
             click.echo(f"augcli: warning: {note}", err=True)
