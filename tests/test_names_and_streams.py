@@ -26,7 +26,7 @@ seed: 0
 dataset: {{source: "{source}", image_size: [12, 12]{extra}}}
 clean: {{blank: {{action: "off"}}, noise: {{action: "off"}}, exact_duplicates: "off"}}
 split: {{val: 0.0}}
-augment: {{copies: 1, pipeline: [hflip]}}
+augment: {{copies: 1, pipeline: [{{hflip: {{p: 1}}}}]}}  # p 1: no identical-copies warning
 output: {{format: png}}
 """
 

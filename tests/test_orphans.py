@@ -37,6 +37,7 @@ clean:
 split: {val: 0}
 augment: {copies: 1, pipeline: [hang_on_marked]}
 report: {preview: false}
+output: {shuffle: false}  # the first shard must hold the unmarked rows 0-3
 """
 
 
