@@ -62,6 +62,11 @@ def cleaning_section(report: dict, limit: int = 50) -> list[str]:
         out.append("")
     if not sk["count"] and not cl["records"]:
         out += ["Nothing skipped or found.", ""]
+    if cl.get("label_errors"):  # how far the label-error findings (or their absence) can be trusted
+        from augcli.clean.label_errors import describe
+
+        line = describe(cl["label_errors"])
+        out += [cell(line[0].upper() + line[1:]) + ".", ""]
     return out
 
 

@@ -80,7 +80,8 @@ def common_report(strategy, loaded, cleaned, removed, splits, image_shape=None) 
         "warnings": [{"id": w.id, "reason": w.reason, "detail": w.detail} for w in loaded.warnings],
         "clean": {"removed": sum(r.get("action") == "dropped" for r in removed),
                   "flagged": sum(r.get("action") == "flagged" for r in removed),
-                  "by_reason": _by_reason(removed), "records": removed},
+                  "by_reason": _by_reason(removed), "records": removed,
+                  **({"label_errors": cleaned.label_check} if hasattr(cleaned, "label_check") else {})},
         "class_balance": class_balance(loaded.class_counts()),
         "counts": {
             "loaded": loaded.class_counts(),

@@ -4,10 +4,10 @@
 view*: a ``Dataset`` the cleaning stage and the split work on. For digits and ``.npz`` sources the
 view is the data itself. For image folders it is built in one streaming pass: every file is decoded
 once, its exact-duplicate key (a hash of the full-resolution pixels) is kept, and the image is kept
-only as a 32×32 gray thumbnail, which is what the perceptual hash and the outlier and label-error
-features look at anyway. The augmentation pass then decodes each file again, shard by shard, and
-checks each image against its key from the scan: a file whose pixels changed in between is a data
-error, never used (its cleaning verdicts were made on the old pixels).
+only as a 32×32 thumbnail (in colour for colour sources: the label-error check uses colour; the
+perceptual hash and the outlier check look at its luma), which is all the cleaning checks need.
+The augmentation pass then decodes each file again, shard by shard, and checks each image against
+its key from the scan: a file whose pixels changed in between is a data error, never used (its cleaning verdicts were made on the old pixels).
 
 ``Source.fingerprint`` identifies the input a run's output is made from (a resumed run discards a
 partial output made from another input). It reuses what loading computes anyway: for folders the
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from augcli.datasets import Dataset, load_source
-from augcli.datasets.convert import resize_images, rgb_to_gray
+from augcli.datasets.convert import resize_images
 from augcli.datasets.folder import DEFAULT_MAX_PIXELS, decode_files, list_folder, listing_skips
 from augcli.errors import DataError
 
@@ -142,11 +142,12 @@ def exact_keys(images: np.ndarray) -> np.ndarray:
 
 
 def _thumbnails(images: np.ndarray) -> np.ndarray:
-    """Gray 32×32 thumbnails (1 KiB each): what the hash and feature-based checks need."""
+    """32×32 thumbnails (3 KiB each in colour): what the hash and feature-based checks need. Colour
+    is kept because the label-error check uses it (photo classes often differ by colour first); the
+    hash and the other checks work on the luma, identical to a gray thumbnail's."""
     if images.shape[1] <= THUMB and images.shape[2] <= THUMB:
         return images
-    small = resize_images(images, (THUMB, THUMB))
-    return small if small.shape[-1] == 1 else rgb_to_gray(small)
+    return resize_images(images, (THUMB, THUMB))
 
 
 def scan_folder(root, image_size, color_mode, strict: bool, max_pixels: int, extensions=None, limit=None,

@@ -86,9 +86,23 @@ def clean(dataset: Dataset, config: dict, seed: int, exact_keys: np.ndarray | No
         dataset = _apply(dataset, found, out["action"], records)
     lab = config["label_errors"]
     if lab["action"] != "off":
-        found = label_errors.find_label_errors(dataset, seed, folds=lab["folds"])
+        found, summary = label_errors.check_labels(dataset, seed, folds=lab["folds"])
         dataset = _apply(dataset, found, lab["action"], records)
+        _note_label_check(dataset, summary)
     return dataset, records
+
+
+def _note_label_check(dataset: Dataset, summary: dict | None) -> None:
+    """The label-error detector's reliability rides on the cleaned dataset to the report
+    (``label_check``); an abstention is also one warning line (stderr, silent under -q)."""
+    if summary is None:
+        return
+    dataset.label_check = summary
+    if summary["abstained"]:
+        import warnings
+
+        warnings.warn(f"{dataset.source or 'dataset'}: label-error check abstained, nothing flagged: "
+                      f"{summary['abstained']}", stacklevel=2)
 
 
 def remove_leakage(splits: dict[str, Dataset], config: dict) -> tuple[dict[str, Dataset], list[dict]]:
