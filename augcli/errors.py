@@ -50,7 +50,10 @@ def format_path(path: tuple) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += ("." if out else "") + str(part)
+            text = str(part)
+            if not text or text != text.strip():  # a blank key would vanish from the message: quote it
+                text = repr(text)
+            out += ("." if out else "") + text
     return out
 
 

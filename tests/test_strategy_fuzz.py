@@ -105,6 +105,7 @@ MALFORMED = {
     "deep_mapping": ("dataset: " + "{a: " * 100 + "1" + "}" * 100 + "\n", 1),
     "bad_merge": ("dataset: {<<: 5, source: digits}\n", 1),
     "bool_for_choice": ("dataset: {source: digits}\nclean: {exact_duplicates: off}\n", 2),
+    "blank_key": ("' ': null\n", 1),  # found by test_random_documents: the path must not vanish
 }
 
 ERROR = re.compile(r"^augcli: error: (?P<file>.+?):(?P<line>\d+): \S")
