@@ -31,8 +31,26 @@ def _import_cv2():
             return None
         if int(cv2.__version__.split(".")[0]) < 5:
             return None
+        _start_threads_without_signals(cv2)
         _cv2 = cv2
     return _cv2
+
+
+def _start_threads_without_signals(cv2) -> None:
+    """Start OpenCV's worker threads now, with SIGINT/SIGTERM blocked: they inherit that mask, so
+    Ctrl-C and SIGTERM always reach the main thread. (Started lazily inside a run, about one SIGINT
+    in 30 sent as the first kernels ran was lost and the run went on to the end.)"""
+    import signal
+
+    import numpy as np
+
+    if not hasattr(signal, "pthread_sigmask"):
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        cv2.GaussianBlur(np.zeros((256, 256), np.uint8), (5, 5), 1.0)  # large enough to run in parallel
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _check(name: str, origin: str) -> str:
