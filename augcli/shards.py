@@ -175,9 +175,9 @@ def identical_copies(originals: np.ndarray, out, sha: list[str]) -> int:
     cleaning this output again would drop them as exact duplicates."""
     if out.images.shape[1:] != originals.shape[1:]:
         return 0  # a size-changing pipeline: no copy can equal its original
-    first = pixel_sha256(originals)
+    first = np.asarray(pixel_sha256(originals))
     copies = np.flatnonzero(out.copy_index > 0)
-    return sum(sha[i] == first[s] for i, s in zip(copies.tolist(), out.source_index[copies].tolist()))
+    return int((np.asarray(sha)[copies] == first[out.source_index[copies]]).sum())
 
 
 def _file_sha(path: Path) -> str:

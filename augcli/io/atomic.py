@@ -127,29 +127,29 @@ def recover(target: Path) -> None:
             if new is not None:
                 _finish_swap(target, new, old)
             journal.unlink(missing_ok=True)
-        prefix = aside(target, "").name
-        for entry in os.scandir(target.parent) if target.parent.is_dir() else ():
-            if not entry.name.startswith(prefix) or entry.is_symlink() or not entry.is_dir():
+        for entry, kind in _stale(target):
+            if entry.is_symlink() or not entry.is_dir():
                 continue
-            kind = _STALE.fullmatch(entry.name[len(prefix):])
-            if kind is None:
-                continue
-            if kind[1] == "old" and not os.path.lexists(target):
+            if kind == "old" and not os.path.lexists(target):
                 os.replace(entry.path, target)  # a swap of an older augcli, killed between its renames
             else:
                 _remove(Path(entry.path))
 
 
-def _leftovers(target: Path) -> bool:
-    """Whether a killed process left a swap journal or temporary folders beside ``target``."""
+def _stale(target: Path) -> list:
+    """(entry, "tmp" | "old") for each temporary folder name a killed process of ours can leave beside ``target``."""
     prefix = aside(target, "").name
     try:
         with os.scandir(target.parent) as entries:
-            return any(e.name.startswith(prefix) and (e.name == aside(target, "swap").name
-                                                      or _STALE.fullmatch(e.name[len(prefix):]))
-                       for e in entries)
+            found = [(e, _STALE.fullmatch(e.name[len(prefix):])) for e in entries if e.name.startswith(prefix)]
     except OSError:
-        return False
+        return []
+    return [(e, m[1]) for e, m in found if m is not None]
+
+
+def _leftovers(target: Path) -> bool:
+    """Whether a killed process left a swap journal or temporary folders beside ``target``."""
+    return os.path.lexists(aside(target, "swap")) or bool(_stale(target))
 
 
 def _finish_swap(target: Path, new: Path, old: Path) -> None:
