@@ -25,7 +25,7 @@ test: $(STAMP)
 
 ## docs: regenerate the reference pages in docs/ from the code
 docs: $(STAMP)
-	$(BIN)/python -m augcli.docgen
+	$(BIN)/python -m augcli.cli.docgen
 
 clean:
 	rm -rf $(VENV) data/out .pytest_cache

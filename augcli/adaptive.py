@@ -29,7 +29,7 @@ import numpy as np
 
 from augcli.errors import SchemaError
 from augcli.rng import Streams, hash_ids, sample_keys
-from augcli.schema import Bool, Choice, Float, Int, Mapping
+from augcli.config.schema import Bool, Choice, Float, Int, Mapping
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,7 @@ class AdaptivePipeline:
     def from_strategy(cls, strategy, class_names=None, overrides=()) -> "AdaptivePipeline":
         """The strategy's pipeline under its ``adaptive:`` section (p fixed at 1 when not enabled)."""
         from augcli.pipeline import Pipeline
-        from augcli.strategy import Strategy, load_strategy
+        from augcli.config.strategy import Strategy, load_strategy
 
         if not isinstance(strategy, Strategy):
             strategy = load_strategy(strategy, overrides)
@@ -205,7 +205,7 @@ def class_probabilities(model, features: np.ndarray) -> np.ndarray:
 def epoch_metrics(model, images: np.ndarray, labels: np.ndarray, val_images: np.ndarray,
                   val_labels: np.ndarray) -> tuple[float, float, float]:
     """(train accuracy, val accuracy, mean train confidence) of ``model`` on flattened pixels / 255."""
-    from augcli.evaluate.models import features
+    from augcli.evaluation.models import features
 
     hard = labels if labels.ndim == 1 else labels.argmax(axis=1)
     proba = class_probabilities(model, features(images))
@@ -236,7 +236,7 @@ def adaptive_epochs(augment: AdaptivePipeline, train, val, epochs: int, model: C
     for epoch in range(epochs):
         images, labels = augment(train.images, ids=ids, copy=epoch + 1, labels=train.labels)
         if exclude is not None:
-            from augcli.evaluate.protocol import duplicates_of
+            from augcli.evaluation.protocol import duplicates_of
 
             keep = ~duplicates_of(images, exclude)
             images, labels = images[keep], labels[keep]
@@ -252,7 +252,7 @@ def adaptive_epochs(augment: AdaptivePipeline, train, val, epochs: int, model: C
 
 def holdout(train, fraction: float, seed: int):
     """(fit, val) ``Dataset``s: ``fraction`` of each class of ``train`` held out, hash-ranked by ``seed``."""
-    from augcli.split import split_indices
+    from augcli.datasets.split import split_indices
 
     parts = split_indices(train.labels, train.ids, seed, val=fraction)
     return train.subset(parts["train"]), train.subset(parts.get("val", np.zeros(0, dtype=np.int64)))

@@ -30,7 +30,7 @@ class Pipeline:
     def __init__(self, transforms: Seq[Transform], seed: int = 0, rules=None, num_classes: int | None = None):
         self.root = _Root(list(transforms))
         self.seed = int(seed)
-        self.rules = rules  # augcli.rules.ClassRules or None
+        self.rules = rules  # augcli.transforms.rules.ClassRules or None
         # K, the width of soft labels: a batch's own labels cannot tell it (a batch of class 0 would give (N, 1))
         self.num_classes = None if num_classes is None else _class_count(num_classes)
 
@@ -53,8 +53,8 @@ class Pipeline:
         ``class_names`` (label k is ``class_names[k]``) are needed by per-class ``augment.rules`` and
         set ``num_classes`` (K, the width of soft labels under mixup/cutmix) unless it is given.
         """
-        from augcli.rules import ClassRules
-        from augcli.strategy import Strategy, load_strategy
+        from augcli.transforms.rules import ClassRules
+        from augcli.config.strategy import Strategy, load_strategy
 
         if not isinstance(strategy, Strategy):
             strategy = load_strategy(strategy, overrides)

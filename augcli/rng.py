@@ -184,7 +184,7 @@ def _cv2_for(ftype):
     """
     if ftype is not np.float32:
         return None
-    from augcli.transforms.functional.backend import cv2_or_none
+    from augcli.backend import cv2_or_none
 
     return cv2_or_none()
 

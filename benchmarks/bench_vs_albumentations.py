@@ -39,8 +39,8 @@ from bench_transforms import digits, photo_crops  # noqa: E402  (sibling script:
 
 from augcli.pipeline import Pipeline  # noqa: E402
 from augcli.rng import hash_ids, sample_keys  # noqa: E402
-from augcli.runner import auto_batch_size  # noqa: E402
-from augcli.transforms.functional import backend  # noqa: E402
+from augcli.engine.runner import auto_batch_size  # noqa: E402
+from augcli import backend  # noqa: E402
 
 
 def _cases(A, cv2):

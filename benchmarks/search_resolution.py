@@ -18,14 +18,14 @@ from functools import partial
 
 import numpy as np
 
-from augcli import runner
-from augcli.engine import augment_dataset
-from augcli.evaluate import models as M
-from augcli.evaluate import prepare
-from augcli.evaluate import protocol as P
-from augcli.search import scoring as S
-from augcli.search.space import build_space
-from augcli.strategy import load_strategy
+from augcli.engine import runner
+from augcli.engine.augment import augment_dataset
+from augcli.evaluation import models as M
+from augcli.evaluation.api import prepare
+from augcli.evaluation import protocol as P
+from augcli.policy_search import scoring as S
+from augcli.policy_search.space import build_space
+from augcli.config.strategy import load_strategy
 
 
 def _test_accuracy(task: S.Task, data: P.TaskData, entries: list) -> float:

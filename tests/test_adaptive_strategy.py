@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from augcli.adaptive import AdaptivePipeline
-from augcli.strategy import strategy_from_text
+from augcli.config.strategy import strategy_from_text
 from tests.helpers import invoke, write_strategy
 
 TINY = """\

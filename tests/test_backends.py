@@ -17,7 +17,7 @@ from augcli.errors import UsageError
 from augcli.rng import Streams
 from augcli.transforms import REGISTRY, build, load_all
 from augcli.transforms.containers import Container
-from augcli.transforms.functional import backend
+from augcli import backend
 from augcli.transforms.functional import color as C
 from augcli.transforms.functional import filters as Fl
 from augcli.transforms.functional import geometric as G

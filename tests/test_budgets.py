@@ -257,7 +257,7 @@ def test_search_on_too_few_samples_says_so(tmp_path, limit, per_class):
 
 def test_the_search_threshold_is_where_the_protocol_starts_to_work():
     from augcli.datasets import load_digits
-    from augcli.evaluate.protocol import require_samples, train_count
+    from augcli.evaluation.protocol import require_samples, train_count
     from augcli.errors import DataError
 
     assert [train_count(n, 0.1) for n in (40, 45, 46, 50)] == [4, 4, 5, 5]

@@ -22,7 +22,7 @@ from augcli.clean.phash import shifted_phash64
 from augcli.clean.quality import find_blank, find_noise_images
 from augcli.datasets import Dataset
 from augcli.rng import Streams
-from augcli.split import split_dataset
+from augcli.datasets.split import split_dataset
 
 SEED = 7
 N_COPIES, N_BLANK, N_NOISE, FLIP_SHARE = 30, 20, 20, 0.03

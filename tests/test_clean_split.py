@@ -5,7 +5,7 @@ import pytest
 
 from augcli.clean.exact import drop_exact_duplicates, exact_duplicate_groups
 from augcli.datasets import Dataset, Skipped
-from augcli.split import held_out_counts, split_dataset, split_indices
+from augcli.datasets.split import held_out_counts, split_dataset, split_indices
 
 
 def _digits_dataset(digits_images, n=None):

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from augcli.docgen import DOCS
+from augcli.cli.docgen import DOCS
 from augcli.cli.main import cli
 from augcli.transforms import load_all
 from tests.helpers import invoke, write_strategy
@@ -36,7 +36,7 @@ def test_transform_detail_and_misspelling():
 
 @pytest.mark.parametrize("name", sorted(DOCS))
 def test_generated_docs_are_current(name):
-    """docs/{strategy,cli,transforms}.md are generated: run `python -m augcli.docgen` (or `make docs`)."""
+    """docs/{strategy,cli,transforms}.md are generated: run `python -m augcli.cli.docgen` (or `make docs`)."""
     assert (ROOT / "docs" / name).read_text(encoding="utf-8") == DOCS[name](), f"docs/{name} is stale: run make docs"
 
 

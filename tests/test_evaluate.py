@@ -8,14 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from augcli import runner
+from augcli.engine import runner
 from augcli.datasets.base import Dataset
 from augcli.errors import GateError
-from augcli.evaluate import Settings, stats
-from augcli.evaluate import models as M
-from augcli.evaluate import protocol as P
-from augcli.evaluate.report import aggregate, check_gate, gate_failures
-from augcli.strategy import strategy_from_text
+from augcli.evaluation.api import Settings
+from augcli.evaluation import stats
+from augcli.evaluation import models as M
+from augcli.evaluation import protocol as P
+from augcli.evaluation.report import aggregate, check_gate, gate_failures
+from augcli.config.strategy import strategy_from_text
 from tests.helpers import invoke, write_strategy
 
 ROOT = Path(__file__).resolve().parents[1]

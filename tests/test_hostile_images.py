@@ -299,7 +299,7 @@ def test_cleaning_that_drops_every_sample_is_a_data_error(tmp_path):
 
 def test_a_file_changed_during_the_run_is_a_data_error(tmp_path, photo, monkeypatch):
     """Folders are decoded twice (scan, then augment): a file truncated in between fails cleanly."""
-    import augcli.source as source
+    import augcli.datasets.source as source
 
     root = tmp_path / "imgs"
     (root / "a").mkdir(parents=True)

@@ -73,7 +73,7 @@ def test_full_disk_is_a_data_error(tmp_path, monkeypatch):
     """A write failing with ENOSPC mid-run: exit 1, one line, no temporary folder left."""
     import errno
 
-    import augcli.shards as shards
+    import augcli.engine.shards as shards
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from augcli.errors import SchemaError
 from augcli.pipeline import Pipeline
 from augcli.rng import Streams, hash_ids, sample_keys
-from augcli.schema import Bool, Choice, Number, NumberList, Range, Size
+from augcli.config.schema import Bool, Choice, Number, NumberList, Range, Size
 from augcli.transforms import REGISTRY, build, load_all
 from augcli.transforms.containers import Container
 from augcli.transforms.mixing import MixPool, one_hot

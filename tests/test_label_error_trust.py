@@ -18,9 +18,9 @@ from augcli.clean import label_errors
 from augcli.clean.phash import phash64
 from augcli.datasets import Dataset
 from augcli.datasets.convert import rgb_to_gray
-from augcli.inspection import inspect, strategy_for_source
+from augcli.reporting.inspection import inspect, strategy_for_source
 from augcli.rng import Streams
-from augcli.source import open_source
+from augcli.datasets.source import open_source
 from tests.helpers import invoke
 
 SAMPLE_FOLDER = Path(__file__).resolve().parent.parent / "data" / "sample-folder"

@@ -165,7 +165,7 @@ def test_folder_names_are_prefixed_when_sorting_them_would_reorder_the_classes(t
     dirs = sorted(p.name for p in (tmp_path / "out" / "train").iterdir() if p.is_dir())
     assert dirs == ["00_zebra", "01_ant", "02_bird"]
     assert (tmp_path / "out" / "classes.txt").read_text(encoding="utf-8").splitlines() == names
-    from augcli.io.writers import class_dirs
+    from augcli.io.encoders import class_dirs
 
     assert class_dirs(["a", "b"]) == ["a", "b"]  # already in order: the plain names
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from augcli.io.writers import manifest_line
+from augcli.io.encoders import manifest_line
 from tests.helpers import invoke, write_strategy
 
 REPO = Path(__file__).resolve().parents[1]

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from augcli.datasets import load_folder
-from augcli.io.writers import safe_name, unique_names
+from augcli.io.encoders import safe_name, unique_names
 from tests.helpers import invoke, write_strategy
 
 # Ids and class names an attacker (or an unlucky dataset) might carry.

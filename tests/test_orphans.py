@@ -50,7 +50,7 @@ class HangOnMarked(Transform):
     summary = "test only"
 
     def apply(self, images, params):
-        from augcli import workers
+        from augcli.engine import workers
 
         if workers.JOB.get("in_worker") and (images[:, 0, 0] == 255).any():
             Path("beacons", str(os.getpid())).touch()
@@ -256,8 +256,8 @@ def test_an_error_in_the_main_process_stops_the_workers_before_the_cleanup(tmp_p
     "Directory not empty"), and the run fails with one line."""
     import shutil
 
-    import augcli.engine as engine
-    import augcli.shards as shards
+    import augcli.engine.augment as engine
+    import augcli.engine.shards as shards
 
     beacons = tmp_path / "beacons"
     beacons.mkdir()

@@ -53,7 +53,7 @@ def make_folder(root, digits, per_class=15):
 
 def interrupt(tmp_path, monkeypatch, strategy, out, at=3):
     """Run with --resume and stop at the ``at``-th shard job, leaving a partial output."""
-    import augcli.executors as executors
+    import augcli.engine.executors as executors
 
     real, calls = executors.run_shard, {"n": 0}
 
@@ -185,7 +185,7 @@ def make_photos(root):
 
 
 def test_resume_with_another_kernel_backend_equals_a_fresh_run(tmp_path, monkeypatch):
-    from augcli.transforms.functional import backend
+    from augcli import backend
 
     if backend._import_cv2() is None:
         pytest.skip("the OpenCV backend needs opencv-python-headless >= 5")
@@ -213,7 +213,7 @@ def _other_size(root, digits):
                          ids=["same_size", "other_size", "same_size_2_workers"])
 def test_a_file_replaced_after_the_scan_is_a_data_error(tmp_path, monkeypatch, digits, replace, workers):
     """The scan judged the old pixels (duplicates, outliers, split): the new ones are never used."""
-    import augcli.source as source
+    import augcli.datasets.source as source
 
     root = make_folder(tmp_path / "imgs", digits)
     real_scan = source.scan_folder

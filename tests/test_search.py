@@ -11,15 +11,19 @@ import pytest
 from augcli.adaptive import ADAPTIVE_SPEC, AdaptiveController, AdaptivePipeline, adaptive_epochs, holdout
 from augcli.datasets.base import Dataset
 from augcli.errors import SchemaError
-from augcli.evaluate import models as M
-from augcli.evaluate import protocol as P
+from augcli.evaluation import models as M
+from augcli.evaluation import protocol as P
 from augcli.pipeline import Pipeline
 from augcli.rng import Streams
-from augcli.search import Settings, adaptive as adaptive_method, adversarial, density, grid, search
-from augcli.search import scoring as S
-from augcli.search.policy import ada_policy, from_json, randaugment_policy, sub_policy_policy
-from augcli.search.space import OP_BY_NAME, Op, Space, build_space
-from augcli.strategy import load_strategy, strategy_from_text
+from augcli.policy_search.api import Settings, search
+from augcli.policy_search import adaptive as adaptive_method
+from augcli.policy_search import adversarial
+from augcli.policy_search import density
+from augcli.policy_search import grid
+from augcli.policy_search import scoring as S
+from augcli.policy_search.policy import ada_policy, from_json, randaugment_policy, sub_policy_policy
+from augcli.policy_search.space import OP_BY_NAME, Op, Space, build_space
+from augcli.config.strategy import load_strategy, strategy_from_text
 from tests.helpers import invoke, write_strategy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -146,7 +150,7 @@ def test_search_never_reads_the_test_split(digits_images, tmp_path):
 
 def test_test_arms_are_evaluates_arms(digits_images, tmp_path):
     """No augmentation and the input strategy score exactly what `augcli evaluate` gives them."""
-    from augcli.evaluate import Settings as EvalSettings, evaluate
+    from augcli.evaluation.api import Settings as EvalSettings, evaluate
 
     src = _write_npz(tmp_path / "d.npz", _unique_digits(digits_images, 250))
     st = strategy_from_text(STRATEGY.format(source=src, pipeline=AFFINE), str(tmp_path / "s.yaml"))
@@ -360,8 +364,8 @@ def test_search_chooses_copies_and_reports_the_input_at_them(digits_images, tmp_
 
 
 def test_an_adaptive_policy_writes_an_adaptive_section_the_strategy_accepts(digits_images, tmp_path):
-    from augcli.search import _adaptive_block
-    from augcli.search.report import tuned_yaml
+    from augcli.policy_search.api import _adaptive_block
+    from augcli.policy_search.report import tuned_yaml
 
     src = _write_npz(tmp_path / "d.npz", _unique_digits(digits_images, 170))
     st = strategy_from_text(STRATEGY.format(source=src, pipeline=AFFINE), str(tmp_path / "s.yaml"))

@@ -71,7 +71,7 @@ def test_webdataset_tar_shards(tmp_path):
 
 
 def test_interrupted_run_with_resume_skips_finished_shards(tmp_path, monkeypatch):
-    import augcli.executors as executors
+    import augcli.engine.executors as executors
 
     fresh = fingerprint(run(tmp_path, "fresh"))
     calls = {"n": 0}
@@ -98,7 +98,7 @@ def test_interrupted_run_with_resume_skips_finished_shards(tmp_path, monkeypatch
 
 
 def test_interrupt_without_resume_leaves_no_partial(tmp_path, monkeypatch):
-    import augcli.executors as executors
+    import augcli.engine.executors as executors
 
     def boom(*args, **kwargs):
         raise KeyboardInterrupt

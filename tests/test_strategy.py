@@ -3,7 +3,7 @@
 import pytest
 
 from augcli.errors import StrategyError, UsageError
-from augcli.strategy import load_strategy, parse_override, strategy_from_text
+from augcli.config.strategy import load_strategy, parse_override, strategy_from_text
 
 GOOD = """\
 version: 1

@@ -16,7 +16,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from augcli.strategy import MAX_NODES, strategy_from_text
+from augcli.config.strategy import MAX_NODES, strategy_from_text
 from tests.helpers import invoke
 
 RICH = """\

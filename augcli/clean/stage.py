@@ -13,7 +13,7 @@ import numpy as np
 
 from augcli.datasets.base import Dataset
 from augcli.errors import DataError
-from augcli.schema import Choice, Float, Int, Mapping
+from augcli.config.schema import Choice, Float, Int, Mapping
 
 _ACTION = ("drop", "flag", "off")
 

@@ -8,10 +8,10 @@ import click
 
 from augcli.cli import options
 from augcli.cli.progress import progress_tick
-from augcli.evaluate import Settings, check_gate, evaluate as run_evaluation
-from augcli.evaluate.models import DEFAULT_MODELS, DEFAULT_ONLINE_MODELS, MODELS
-from augcli.evaluate.report import diff_text, mean_ci_text, pct
-from augcli.strategy import load_strategy
+from augcli.evaluation.api import Settings, check_gate, evaluate as run_evaluation
+from augcli.evaluation.models import DEFAULT_MODELS, DEFAULT_ONLINE_MODELS, MODELS
+from augcli.evaluation.report import diff_text, mean_ci_text, pct
+from augcli.config.strategy import load_strategy
 
 
 @click.command()

@@ -8,11 +8,11 @@ from pathlib import Path
 import click
 
 from augcli.cli import options
-from augcli.inspection import inspect as run_inspection
+from augcli.reporting.inspection import inspect as run_inspection
 from augcli.io.atomic import check_target
 from augcli.io.guard import strategy_inputs
-from augcli.inspection import strategy_for_source, write_inspection
-from augcli.strategy import load_strategy
+from augcli.reporting.inspection import strategy_for_source, write_inspection
+from augcli.config.strategy import load_strategy
 
 
 @click.command()

@@ -10,9 +10,9 @@ from augcli.cli import options
 from augcli.errors import DataError
 from augcli.io.atomic import write_file
 from augcli.io.guard import check_file_output, strategy_inputs
-from augcli.preview import PREVIEW_SIGNATURE, per_transform_grid, png_bytes, preview_grid
-from augcli.runner import build_pipeline, load_dataset
-from augcli.strategy import load_strategy
+from augcli.reporting.preview import PREVIEW_SIGNATURE, per_transform_grid, png_bytes, preview_grid
+from augcli.engine.runner import build_pipeline, load_dataset
+from augcli.config.strategy import load_strategy
 
 
 @click.command()

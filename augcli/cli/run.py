@@ -8,9 +8,9 @@ import click
 
 from augcli.cli import options
 from augcli.cli.progress import make_progress
-from augcli.report import IDENTICAL_WARN_SHARE, identical_notes, missing_class_notes
-from augcli.runner import RunOptions, run as run_strategy
-from augcli.strategy import load_strategy
+from augcli.reporting.run_report import IDENTICAL_WARN_SHARE, identical_notes, missing_class_notes
+from augcli.engine.runner import RunOptions, run as run_strategy
+from augcli.config.strategy import load_strategy
 
 
 @click.command()

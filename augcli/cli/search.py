@@ -8,11 +8,11 @@ import click
 
 from augcli.cli import options
 from augcli.cli.progress import progress_tick
-from augcli.evaluate.models import MODELS
-from augcli.evaluate.report import diff_text, mean_ci_text
-from augcli.search import Settings, search as run_search, space_for
-from augcli.search.methods import METHODS
-from augcli.strategy import load_strategy
+from augcli.evaluation.models import MODELS
+from augcli.evaluation.report import diff_text, mean_ci_text
+from augcli.policy_search.api import Settings, search as run_search, space_for
+from augcli.policy_search.methods import METHODS
+from augcli.config.strategy import load_strategy
 
 
 _BUDGETS = "; ".join(f"{name}: {m.default_budget} {m.budget_unit}" for name, m in METHODS.items())

@@ -6,10 +6,10 @@ import json
 
 import click
 
-from augcli import catalogue
+from augcli.transforms import catalogue
 from augcli.cli import options
 from augcli.errors import UsageError
-from augcli.schema import did_you_mean
+from augcli.config.schema import did_you_mean
 from augcli.transforms.registry import load_all
 
 

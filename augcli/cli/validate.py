@@ -7,7 +7,7 @@ import json
 import click
 
 from augcli.cli import options
-from augcli.strategy import load_strategy
+from augcli.config.strategy import load_strategy
 
 
 @click.command()

@@ -15,7 +15,7 @@ from augcli.datasets.convert import (
     float_to_uint8,
     resize_images,
 )
-from augcli.budget import MAX_CLASSES_UNNAMED, check_memory, human
+from augcli.engine.budget import MAX_CLASSES_UNNAMED, check_memory, human
 from augcli.errors import DataError
 
 # Labels are class indices; beyond this no class table can exist (and int64 casts would wrap).

@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Iterator
 import numpy as np
 
 from augcli.rng import Streams
-from augcli.schema import Float, Param, validate_mapping
+from augcli.config.schema import Float, Param, validate_mapping
 
 Params = dict[str, Any]
 

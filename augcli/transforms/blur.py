@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from augcli.errors import SchemaError
-from augcli.schema import Float, NumberList, Range
+from augcli.config.schema import Float, NumberList, Range
 from augcli.transforms.base import Transform
 from augcli.transforms.functional import filters as F
 from augcli.transforms.registry import register

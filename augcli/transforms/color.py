@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from augcli.schema import Choice, Range
+from augcli.config.schema import Choice, Range
 from augcli.transforms.base import Transform
 from augcli.transforms.functional import color as F
 from augcli.transforms.registry import register

@@ -10,7 +10,7 @@ import numpy as np
 
 from augcli.errors import SchemaError
 from augcli.rng import Streams
-from augcli.schema import NumberList, Range
+from augcli.config.schema import NumberList, Range
 from augcli.transforms.base import Params, Transform, apply_gated
 from augcli.transforms.registry import build, register
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from augcli.errors import SchemaError
-from augcli.schema import Float, Int, Param, Range
+from augcli.config.schema import Float, Int, Param, Range
 from augcli.transforms.base import Transform
 from augcli.transforms.functional import erase as E
 from augcli.transforms.registry import register

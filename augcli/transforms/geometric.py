@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from augcli.rng import Streams
-from augcli.schema import Choice, Float, Int, Range, Size
+from augcli.config.schema import Choice, Float, Int, Range, Size
 from augcli.transforms.base import Transform
 from augcli.transforms.functional import geometric as F
 from augcli.transforms.registry import register

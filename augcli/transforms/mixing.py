@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from augcli.schema import Bool, Float
+from augcli.config.schema import Bool, Float
 from augcli.transforms.base import Params, Transform, take
 from augcli.transforms.registry import register
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from augcli.rng import Streams
-from augcli.schema import Bool, Float, Range
+from augcli.config.schema import Bool, Float, Range
 from augcli.transforms.base import Transform
 from augcli.transforms.functional import noise as F
 from augcli.transforms.registry import register

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from augcli.rng import Streams
-from augcli.schema import Bool, Choice, Float, Int
+from augcli.config.schema import Bool, Choice, Float, Int
 from augcli.transforms.base import Transform
 from augcli.transforms.functional import geometric as G
 from augcli.transforms.functional import ops as O

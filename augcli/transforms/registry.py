@@ -7,7 +7,7 @@ import importlib
 from typing import Any
 
 from augcli.errors import SchemaError
-from augcli.schema import did_you_mean
+from augcli.config.schema import did_you_mean
 
 REGISTRY: dict[str, type] = {}
 _sequence: dict[str, int] = {}  # definition order, to list transforms by family

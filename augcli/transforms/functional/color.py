@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from augcli.transforms.functional import opencv_kernels as ocv
-from augcli.transforms.functional.backend import cv2_or_none
+from augcli.backend import cv2_or_none
 
 # ITU-R 601-2 luma weights in 16.16 fixed point, exactly as Pillow's convert("L") (they sum to 2**16).
 _LUMA_WEIGHTS = (19595, 38470, 7471)

@@ -12,7 +12,7 @@ import io
 import numpy as np
 
 from augcli.transforms.functional import opencv_kernels as ocv
-from augcli.transforms.functional.backend import cv2_or_none
+from augcli.backend import cv2_or_none
 from augcli.transforms.functional.color import to_uint8
 
 # With the OpenCV backend, images larger than the kernel radius are blurred by OpenCV, one call

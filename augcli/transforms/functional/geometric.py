@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from augcli.transforms.functional import opencv_kernels as ocv
-from augcli.transforms.functional.backend import cv2_or_none
+from augcli.backend import cv2_or_none
 from augcli.transforms.functional.matrices import (  # noqa: F401  (part of this module's API)
     affine_matrix,
     homography_from_points,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from augcli.transforms.functional import opencv_kernels as ocv
-from augcli.transforms.functional.backend import cv2_or_none
+from augcli.backend import cv2_or_none
 
 # Images with at least this many values take one cv2.addWeighted per image on the OpenCV backend.
 _CV_MIN_VALUES = 4096

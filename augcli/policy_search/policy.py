@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from augcli.search.space import Space
+from augcli.policy_search.space import Space
 
 Step = tuple  # (op name, probability in [0, 1], level 0..10)
 

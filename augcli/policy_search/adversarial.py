@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from augcli.evaluate import models as M
-from augcli.search import scoring as S
-from augcli.search.policy import sub_policy_policy
+from augcli.evaluation import models as M
+from augcli.policy_search import scoring as S
+from augcli.policy_search.policy import sub_policy_policy
 
 DEFAULT_BUDGET = 30
 AUC_MAX = 0.75

@@ -92,7 +92,7 @@ def balance_copies(labels: np.ndarray, num_classes: int, copies: int, keep_origi
 
 def _run_chunk(bounds: tuple[int, int], job: dict | None = None):
     """Augment work items [lo, hi) of the job (the worker's ``workers.JOB`` when run in a pool)."""
-    from augcli import workers
+    from augcli.engine import workers
 
     job = job if job is not None else workers.JOB
     lo, hi = bounds
@@ -170,7 +170,7 @@ def augment_dataset(
                id_hashes=hash_ids(list(dataset.ids)))
     chunks = [(lo, min(lo + batch_size, len(source))) for lo in range(0, len(source), batch_size)]
     if workers > 1 and len(chunks) > 1:
-        from augcli.workers import ordered_map
+        from augcli.engine.workers import ordered_map
 
         results = ordered_map(_run_chunk, chunks, job, workers)
     else:

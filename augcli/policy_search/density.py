@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from augcli.search import scoring as S
-from augcli.search.policy import sub_policy_policy
-from augcli.search.space import MAX_LEVEL
+from augcli.policy_search import scoring as S
+from augcli.policy_search.policy import sub_policy_policy
+from augcli.policy_search.space import MAX_LEVEL
 
 DEFAULT_BUDGET = 160
 TOLERANCE = 0.05

@@ -19,14 +19,14 @@ from typing import Callable
 
 import numpy as np
 
-from augcli.engine import augment_dataset
-from augcli.evaluate import Settings as EvalSettings
-from augcli.evaluate import models as M
-from augcli.evaluate import protocol as P
-from augcli.search import scoring as S
-from augcli.search.methods import METHODS
-from augcli.search.policy import NONE
-from augcli.search.space import Space
+from augcli.engine.augment import augment_dataset
+from augcli.evaluation.api import Settings as EvalSettings
+from augcli.evaluation import models as M
+from augcli.evaluation import protocol as P
+from augcli.policy_search import scoring as S
+from augcli.policy_search.methods import METHODS
+from augcli.policy_search.policy import NONE
+from augcli.policy_search.space import Space
 
 ARMS = ("original", "input", "tuned")
 INPUT_AT_COPIES = "input_copies"  # the input pipeline at the tuned strategy's copies
@@ -207,7 +207,7 @@ def run_repeats(job: Job, progress: Callable[[int], None] | None = None) -> list
         return out
     from joblib import delayed
 
-    from augcli.workers import joblib_parallel
+    from augcli.engine.workers import joblib_parallel
 
     out = []
     for res in joblib_parallel(job.settings.jobs)(delayed(run_repeat)(job, r) for r in repeats):

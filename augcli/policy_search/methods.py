@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from augcli.search import adaptive, adversarial, density, grid
+from augcli.policy_search import adaptive
+from augcli.policy_search import adversarial
+from augcli.policy_search import density
+from augcli.policy_search import grid
 
 
 @dataclass(frozen=True)

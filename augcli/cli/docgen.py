@@ -1,7 +1,7 @@
 """Reference docs generated from the code, so they cannot drift: the strategy schema, the CLI's
 ``--help`` texts and the transform catalogue.
 
-    python -m augcli.docgen        # rewrites docs/strategy.md, docs/cli.md, docs/transforms.md
+    python -m augcli.cli.docgen        # rewrites docs/strategy.md, docs/cli.md, docs/transforms.md
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import click
 
-from augcli import catalogue
-from augcli.schema import ListOf, Mapping
+from augcli.transforms import catalogue
+from augcli.config.schema import ListOf, Mapping
 
 
 def _rows(fields: dict, prefix: str) -> list[str]:
@@ -30,10 +30,10 @@ def _rows(fields: dict, prefix: str) -> list[str]:
 
 
 def render_strategy() -> str:
-    from augcli.strategy import SCHEMA
+    from augcli.config.strategy import SCHEMA
 
     lines = ["# Strategy reference", "",
-             "Generated from `augcli/strategy.py` by `python -m augcli.docgen`; do not edit by hand.", "",
+             "Generated from `augcli/strategy.py` by `python -m augcli.cli.docgen`; do not edit by hand.", "",
              "A strategy is one YAML mapping. Every key below is optional unless its default says",
              "`required`; `augcli validate STRATEGY` prints the strategy with every default filled in.",
              "Relative paths are resolved from the current working directory.", "",
@@ -49,7 +49,7 @@ def render_strategy() -> str:
 def render_cli() -> str:
     from augcli.cli.main import cli
 
-    lines = ["# CLI reference", "", "Generated from the commands' `--help` by `python -m augcli.docgen`.", ""]
+    lines = ["# CLI reference", "", "Generated from the commands' `--help` by `python -m augcli.cli.docgen`.", ""]
     # a fixed width, so the text does not depend on the terminal that generates it
     # (and the group's own context settings, e.g. -h, as the real command line has them)
     width = {"terminal_width": 100, "max_content_width": 100, **cli.context_settings}

@@ -9,22 +9,22 @@ from typing import Callable
 import numpy as np
 
 from augcli import __version__
-from augcli import report as reporting
-from augcli.budget import check_plan
+from augcli.reporting import run_report as reporting
+from augcli.engine.budget import check_plan
 from augcli.clean import stage
 from augcli.datasets import Dataset
-from augcli.engine import balance_copies
+from augcli.engine.augment import balance_copies
 from augcli.errors import UsageError
-from augcli.executors import execute
+from augcli.engine.executors import execute
 from augcli.io.atomic import AtomicFolder, check_target
 from augcli.io.guard import strategy_inputs
 from augcli.pipeline import Pipeline
-from augcli.shards import ProgressLog, ShardSpec, outputs_per_split, plan_shards, plan_shuffled
-from augcli.shards import write_split_files
-from augcli.source import load_dataset, open_source  # noqa: F401  (load_dataset: used by other commands)
-from augcli.split import split_dataset
-from augcli.strategy import Strategy
-from augcli.transforms.functional.backend import active_backend
+from augcli.engine.shards import ProgressLog, ShardSpec, outputs_per_split, plan_shards, plan_shuffled
+from augcli.engine.shards import write_split_files
+from augcli.datasets.source import load_dataset, open_source  # noqa: F401  (load_dataset: used by other commands)
+from augcli.datasets.split import split_dataset
+from augcli.config.strategy import Strategy
+from augcli.backend import active_backend
 
 
 @dataclass
@@ -211,7 +211,7 @@ def run(strategy: Strategy, options: RunOptions) -> dict:
 
 def preview_dataset(source, train: Dataset, strategy: Strategy) -> Dataset:
     """Full-resolution originals for the preview rows (the split may hold only thumbnails)."""
-    from augcli.preview import pick_rows
+    from augcli.reporting.preview import pick_rows
 
     picked = pick_rows(train, strategy.section("report")["preview_samples"])
     return source.dataset(source.rows_of(train.ids[picked]))

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 from augcli.errors import UsageError
-from augcli.shards import ProgressLog, ShardResult, ShardSpec, run_shard
+from augcli.engine.shards import ProgressLog, ShardResult, ShardSpec, run_shard
 
 ENGINES = ("local", "dask")
 DASK_HINT = 'the dask engine needs the optional extra: pip install "augcli[dask]"'
@@ -19,7 +19,7 @@ SCRATCH = ".dask-scratch"
 
 
 def _run_in_worker(spec: ShardSpec) -> ShardResult:
-    from augcli import workers
+    from augcli.engine import workers
 
     j = workers.JOB
     return run_shard(spec, j["source"], j["pipeline"], j["fmt"], j["folder"], j["batch_size"], 1)
@@ -52,7 +52,7 @@ def execute(specs: list[ShardSpec], source, pipeline, fmt: str, folder: Path, *,
 
 
 def _forked(todo, source, pipeline, fmt, folder, batch_size, workers):
-    from augcli.workers import ordered_map
+    from augcli.engine.workers import ordered_map
 
     job = dict(source=source, pipeline=pipeline, fmt=fmt, folder=folder, batch_size=batch_size)
     yield from ordered_map(_run_in_worker, todo, job, workers)
@@ -78,7 +78,7 @@ def _dask(todo, source, pipeline, fmt, folder, batch_size, workers, scheduler, s
         client = Client(cluster)
     try:
         shared = client.scatter([source, pipeline], broadcast=True)
-        from augcli.transforms.functional.backend import active_backend
+        from augcli.backend import active_backend
 
         backend = active_backend()  # workers are fresh processes: give them the caller's kernels
         futures = [client.submit(run_shard, spec, shared[0], shared[1], fmt, Path(folder).resolve(), batch_size, 1,

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from augcli.datasets.base import Dataset
-from augcli.engine import augment_dataset, output_order, plan
+from augcli.engine.augment import augment_dataset, output_order, plan
 from augcli.rng import hash_ids
-from augcli.io.writers import (class_dirs, encode_png, manifest_line, pixel_sha256, png_relpath, png_stem, safe_name,
+from augcli.io.encoders import (class_dirs, encode_png, manifest_line, pixel_sha256, png_relpath, png_stem, safe_name,
                                unique_names, write_class_list, write_npz)
 
 FORMATS = ("npz", "png", "tar")
@@ -111,7 +111,7 @@ def run_shard(spec: ShardSpec, source, pipeline, fmt: str, folder: Path, batch_s
     ``backend`` pins the kernel backend in a process that did not inherit the caller's (Dask workers).
     """
     if backend is not None:
-        from augcli.transforms.functional.backend import set_backend
+        from augcli.backend import set_backend
 
         set_backend(backend)
     reads, items = shard_items(spec)

@@ -16,12 +16,12 @@ import numpy as np
 
 from augcli.adaptive import class_probabilities
 from augcli.datasets.base import Dataset
-from augcli.engine import augment_dataset
-from augcli.evaluate import models as M
+from augcli.engine.augment import augment_dataset
+from augcli.evaluation import models as M
 from augcli.pipeline import Pipeline
 from augcli.rng import Streams, hash_id, hash_ids, sample_keys
-from augcli.search.policy import Policy
-from augcli.search.space import Space
+from augcli.policy_search.policy import Policy
+from augcli.policy_search.space import Space
 from augcli.transforms.registry import build
 
 _FOLD_STEP = 0xF01D  # sub-stream that ranks samples into folds (independent of augmentation draws)
@@ -58,7 +58,7 @@ class Task:
     seed: int                    # augmentation seed of every candidate
     copies: Callable             # Dataset -> copies per source (runner.train_copies)
     keep_originals: bool
-    rules: object | None         # augcli.rules.ClassRules or None
+    rules: object | None         # augcli.transforms.rules.ClassRules or None
     budget: int
     k: int                       # folds per partition
     input_entries: list

@@ -3,7 +3,7 @@ are both rendered from here, so they cannot drift from the code."""
 
 from __future__ import annotations
 
-from augcli.schema import Float
+from augcli.config.schema import Float
 from augcli.transforms.registry import load_all
 
 _P_DOC = "probability that the transform fires per sample"

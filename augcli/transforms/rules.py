@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from augcli.errors import SchemaError
-from augcli.schema import ListOf, Mapping, Name, NumberMap, did_you_mean
+from augcli.config.schema import ListOf, Mapping, Name, NumberMap, did_you_mean
 
 RULES_SPEC = ListOf([], item=Mapping(fields={
     "classes": ListOf(item=Name(), doc="class names the rule applies to"),

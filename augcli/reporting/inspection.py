@@ -6,11 +6,11 @@ import copy
 import json
 from pathlib import Path
 
-from augcli import report as reporting
+from augcli.reporting import run_report as reporting
 from augcli.clean import stage
 from augcli.io.atomic import AtomicFolder
-from augcli.markdown import render_inspection
-from augcli.strategy import Strategy, strategy_from_text
+from augcli.reporting.markdown import render_inspection
+from augcli.config.strategy import Strategy, strategy_from_text
 
 # A source given without a strategy is inspected with every check on.
 _ALL_CHECKS = {
@@ -39,8 +39,8 @@ def flag_only(config: dict) -> dict:
 
 def inspect(strategy: Strategy, limit: int | None = None, strict: bool = False) -> tuple[dict, list[dict], list]:
     """Run the checks; returns (report, findings, datasets the findings refer to)."""
-    from augcli.runner import split_clean
-    from augcli.source import open_source
+    from augcli.engine.runner import split_clean
+    from augcli.datasets.source import open_source
 
     timer = reporting.Timer()
     with timer("load"):  # folders stream: the checks see thumbnails and full-resolution pixel keys
@@ -60,7 +60,7 @@ def inspect(strategy: Strategy, limit: int | None = None, strict: bool = False) 
 def write_inspection(target: Path, report: dict, records: list[dict], datasets: list, overwrite: bool,
                      inputs=()) -> list[str]:
     """inspect.json, inspect.md, quarantine.csv and (if anything was found) clean.png, atomically."""
-    from augcli.runner import write_findings
+    from augcli.engine.runner import write_findings
 
     with AtomicFolder(target, overwrite, inputs=inputs) as tmp:
         files = ["inspect.json", "inspect.md"] + write_findings(tmp, stage.load_findings(datasets[0]) + records, datasets)

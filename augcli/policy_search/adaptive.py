@@ -19,9 +19,9 @@ from __future__ import annotations
 import numpy as np
 
 from augcli.adaptive import AdaptiveController, AdaptivePipeline, adaptive_epochs
-from augcli.evaluate import models as M
-from augcli.search import scoring as S
-from augcli.search.policy import ada_policy
+from augcli.evaluation import models as M
+from augcli.policy_search import scoring as S
+from augcli.policy_search.policy import ada_policy
 
 DEFAULT_BUDGET = 60   # epochs per fold
 TARGET = 0.05         # train - val accuracy gap

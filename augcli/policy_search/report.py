@@ -7,8 +7,8 @@ import dataclasses
 
 import numpy as np
 
-from augcli.evaluate.report import diff_text, finish_command, mean_ci_text, pct
-from augcli.search.policy import from_json
+from augcli.evaluation.report import diff_text, finish_command, mean_ci_text, pct
+from augcli.policy_search.policy import from_json
 
 ARM_NAMES = {"original": "no augmentation", "input": "input strategy", "tuned": "tuned policy",
              "input_copies": "input pipeline at the tuned copies"}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from augcli.report import identical_notes, missing_class_notes
+from augcli.reporting.run_report import identical_notes, missing_class_notes
 
 
 def cell(value) -> str:

@@ -4,7 +4,7 @@
 
 The space (``space``), the policies (``policy``), the methods (``grid``, ``density``,
 ``adversarial``, ``adaptive``), the nested protocol (``protocol``) and the outputs (``report``)
-each live in their own module. The final scoring reuses ``augcli.evaluate``: its split, cleaning,
+each live in their own module. The final scoring reuses ``augcli.evaluation.api``: its split, cleaning,
 models and paired statistics.
 """
 
@@ -15,20 +15,21 @@ from functools import partial
 from pathlib import Path
 from typing import Callable
 
-from augcli import __version__, runner
+from augcli import __version__
+from augcli.engine import runner
 from augcli.errors import UsageError
-from augcli.evaluate import prepare
-from augcli.evaluate import models as M
-from augcli.evaluate import protocol as P
-from augcli.evaluate.report import aggregate, clean_json, write_json
+from augcli.evaluation.api import prepare
+from augcli.evaluation import models as M
+from augcli.evaluation import protocol as P
+from augcli.evaluation.report import aggregate, clean_json, write_json
 from augcli.io.atomic import AtomicFolder, check_target, write_file
 from augcli.io.guard import check_file_output, strategy_inputs
-from augcli.search import report as R
-from augcli.search import scoring as S
-from augcli.search.methods import METHODS
-from augcli.search.protocol import COPY_FACTORS, FinalSettings, Job, Settings, run_repeats, summary_scores
-from augcli.search.space import Space, build_space
-from augcli.strategy import Strategy, strategy_from_text
+from augcli.policy_search import report as R
+from augcli.policy_search import scoring as S
+from augcli.policy_search.methods import METHODS
+from augcli.policy_search.protocol import COPY_FACTORS, FinalSettings, Job, Settings, run_repeats, summary_scores
+from augcli.policy_search.space import Space, build_space
+from augcli.config.strategy import Strategy, strategy_from_text
 
 __all__ = ["Settings", "search", "space_for", "report_dir"]
 
@@ -85,7 +86,7 @@ def _notes(settings: Settings) -> list[str]:
         "Repeat 0's policy is the tuned strategy; the other repeats re-run the search on their own training portion, "
         "so the test differences estimate searching-then-training (nested validation), not one fixed policy.",
         "Statistics: mean and 95% Student-t interval over repeats; paired differences with the paired t-test "
-        "(augcli.evaluate.stats).",
+        "(augcli.evaluation.stats).",
     ]
 
 
@@ -95,7 +96,7 @@ def _adaptive_block(report: dict) -> dict | None:
     and the controller moves it from there."""
     if report["protocol"]["method"] != "adaptive" or not report["tuned"]["chosen"].startswith("ada"):
         return None
-    from augcli.search.adaptive import STEP, TARGET
+    from augcli.policy_search.adaptive import STEP, TARGET
 
     return {"enabled": True, "metric": "gap", "target": TARGET, "step": STEP, "p_init": 1.0, "p_max": 1.0,
             "interval": 1, "val_fraction": 0.2}

@@ -16,15 +16,16 @@ from functools import partial
 from pathlib import Path
 from typing import Callable
 
-from augcli import __version__, runner
+from augcli import __version__
+from augcli.engine import runner
 from augcli.errors import UsageError
-from augcli.evaluate import models as M
-from augcli.evaluate.plots import write_png
-from augcli.evaluate.protocol import Context, Settings, require_samples, run_all
-from augcli.evaluate.report import aggregate, check_gate, clean_json, gate_failures, pct, to_markdown, write_json
+from augcli.evaluation import models as M
+from augcli.evaluation.plots import write_png
+from augcli.evaluation.protocol import Context, Settings, require_samples, run_all
+from augcli.evaluation.report import aggregate, check_gate, clean_json, gate_failures, pct, to_markdown, write_json
 from augcli.io.atomic import AtomicFolder, check_target
 from augcli.io.guard import strategy_inputs
-from augcli.strategy import Strategy
+from augcli.config.strategy import Strategy
 
 __all__ = ["Settings", "evaluate", "check_gate", "output_dir"]
 

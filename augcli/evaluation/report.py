@@ -10,8 +10,8 @@ import warnings
 import numpy as np
 
 from augcli.errors import GateError
-from augcli.evaluate import stats
-from augcli.evaluate.protocol import Settings
+from augcli.evaluation import stats
+from augcli.evaluation.protocol import Settings
 
 
 def _runs(results: list[dict], model: str, fraction: float) -> list[dict]:

@@ -143,7 +143,7 @@ def build_report(strategy, loaded, cleaned, removed, splits, results, files, tim
     report["output"]["classes"] = list(cleaned.class_names)
     report["output"]["missing_classes"] = {split: [c for c, n in counts.items() if n == 0]
                                            for split, counts in per_split.items() if not all(counts.values())}
-    from augcli.transforms.functional.backend import active_backend
+    from augcli.backend import active_backend
 
     report["performance"] = {
         "seconds": {k: round(v, 4) for k, v in timer.stages.items()},
@@ -183,7 +183,7 @@ def identical_notes(report: dict, threshold: float = 0.0) -> list[str]:
 def write_report(folder: Path, report: dict) -> None:
     """report.json and report.md into ``folder``; both are listed in the report itself."""
     report["output"]["files"] += ["report.json", "report.md"]
-    from augcli.markdown import render_run
+    from augcli.reporting.markdown import render_run
 
     (folder / "report.md").write_text(render_run(report), encoding="utf-8")
     # timings and memory differ run to run; they live in report.json only, never in data files
@@ -192,7 +192,7 @@ def write_report(folder: Path, report: dict) -> None:
 
 def write_preview(path: Path, train, pipeline, report_cfg: dict) -> None:
     """A grid: each row is one training original followed by augmented copies 1..M of it."""
-    from augcli.preview import preview_grid
+    from augcli.reporting.preview import preview_grid
 
     grid = preview_grid(train, pipeline, report_cfg["preview_samples"], report_cfg["preview_copies"])
     grid.save(path, format="PNG")

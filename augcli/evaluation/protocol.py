@@ -19,11 +19,11 @@ import numpy as np
 
 from augcli.adaptive import AdaptiveController, AdaptivePipeline, adaptive_epochs, holdout
 from augcli.datasets.base import Dataset
-from augcli.engine import Augmented, augment_dataset
-from augcli.evaluate import models as M
+from augcli.engine.augment import Augmented, augment_dataset
+from augcli.evaluation import models as M
 from augcli.pipeline import Pipeline
 from augcli.errors import DataError
-from augcli.split import held_out_counts, split_indices
+from augcli.datasets.split import held_out_counts, split_indices
 
 OFFLINE_ARMS = ("original", "augmented")
 ONLINE_ARMS = ("original", "offline", "online")
@@ -303,7 +303,7 @@ def run_all(ctx: Context, progress: Callable[[int], None] | None = None) -> list
         return results
     from joblib import delayed
 
-    from augcli.workers import joblib_parallel
+    from augcli.engine.workers import joblib_parallel
 
     results = []
     parallel = joblib_parallel(ctx.settings.jobs)

@@ -102,7 +102,7 @@ def _install(job: dict) -> None:
     JOB.clear()
     JOB.update(job)
     JOB["in_worker"] = True
-    from augcli.transforms.functional.backend import cv2_or_none, set_backend
+    from augcli.backend import cv2_or_none, set_backend
 
     set_backend(job["backend"])
     cv2 = cv2_or_none()
@@ -128,7 +128,7 @@ def ordered_map(function: Callable, tasks: Iterable, job: dict, workers: int) ->
     ``function`` reads the shared, read-only ``job`` from ``workers.JOB``. Closing the iterator
     early, or an exception (KeyboardInterrupt included) while it waits, kills the workers.
     """
-    from augcli.transforms.functional.backend import active_backend
+    from augcli.backend import active_backend
 
     ctx = _context()
     parent = os.getpid() if ctx.get_start_method() == "spawn" else None

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from augcli.search import scoring as S
-from augcli.search.policy import randaugment_policy
+from augcli.policy_search import scoring as S
+from augcli.policy_search.policy import randaugment_policy
 
 N_VALUES = (1, 2)
 M_VALUES = (2, 4, 7)

@@ -22,11 +22,11 @@ import yaml
 from augcli.adaptive import ADAPTIVE_SPEC
 from augcli.errors import SchemaError, StrategyError, UsageError, format_path
 from augcli.clean.stage import CLEAN_SPEC
-from augcli.rules import RULES_SPEC, check_rule_names
-from augcli.schema import Bool, Choice, Either, Float, Int, Mapping, Param, Size, Text, validate_mapping
+from augcli.transforms.rules import RULES_SPEC, check_rule_names
+from augcli.config.schema import Bool, Choice, Either, Float, Int, Mapping, Param, Size, Text, validate_mapping
 
 SCHEMA_VERSION = 1
-# A per-class output count far beyond any machine; the run's memory budget (augcli.budget) refuses
+# A per-class output count far beyond any machine; the run's memory budget (augcli.engine.budget) refuses
 # much less, this bound only keeps the counts inside int64.
 MAX_BALANCE_TARGET = 10**9
 

@@ -1,0 +1,1 @@
+"""The strategy file: schema, YAML loading and overrides, every section spec."""

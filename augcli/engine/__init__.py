@@ -1,0 +1,1 @@
+"""`augcli run`'s machinery: shared stages, the runner, the batch engine, shards, executors, workers."""

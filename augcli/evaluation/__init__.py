@@ -1,0 +1,1 @@
+"""`augcli evaluate`: does this augmentation raise accuracy? (``api.evaluate``)."""

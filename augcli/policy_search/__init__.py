@@ -1,0 +1,1 @@
+"""`augcli search`: find a better augmentation policy (``api.search``)."""

@@ -1,0 +1,1 @@
+"""What people read: the report header, run reports, Markdown, preview pictures, inspection."""
