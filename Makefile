@@ -21,6 +21,7 @@ run: $(STAMP)
 
 ## test: set up .venv and run the test suite
 test: $(STAMP)
+	$(BIN)/ruff check augcli tests benchmarks data
 	$(BIN)/python -m pytest
 
 ## docs: regenerate the reference pages in docs/ from the code

@@ -201,7 +201,7 @@ def test_hue_matches_colorsys(pixels):
     shifts = np.array([0.1, -0.25, 0.5, 1 / 3, -0.05])
     ours = F.adjust_hue(np.repeat(pixels, len(shifts), axis=0), shifts)
     for out, s in zip(ours, shifts):
-        ref = colorsys_map(pixels, lambda h, sat, v: ((h + s) % 1.0, sat, v))
+        ref = colorsys_map(pixels, lambda h, sat, v, s=s: ((h + s) % 1.0, sat, v))
         # within 1: float32 here vs float64 in colorsys can land on either side of a .5
         assert max_diff(out, ref) <= 1
     red_to_green = F.adjust_hue(np.array([[[[255, 0, 0]]]], np.uint8), np.array([1 / 3]))
@@ -212,7 +212,7 @@ def test_hsv_saturation_matches_colorsys(pixels):
     factors = np.array([0.0, 0.5, 1.5, 3.0])
     ours = F.adjust_saturation(np.repeat(pixels, len(factors), axis=0), factors)
     for out, f in zip(ours, factors):
-        ref = colorsys_map(pixels, lambda h, sat, v: (h, min(sat * f, 1.0), v))
+        ref = colorsys_map(pixels, lambda h, sat, v, f=f: (h, min(sat * f, 1.0), v))
         assert max_diff(out, ref) <= 1  # float32 vs float64, as for hue
 
 

@@ -238,7 +238,7 @@ def test_image_folder_rules_give_one_class_index_for_every_split(outputs):
     # the folder a file sits in is its class, in classes.txt order
     manifest = [json.loads(line) for line in (tree / "manifest.jsonl").read_text(encoding="utf-8").splitlines()]
     by_file = {r["file"]: r["label"] for r in manifest}
-    for split, (folders, samples) in per_split.items():
+    for _folders, samples in per_split.values():
         for path, index in samples:
             assert by_file[str(Path(path).relative_to(tree))] == index, path
 

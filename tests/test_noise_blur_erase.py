@@ -156,7 +156,7 @@ def test_salt_and_pepper_fractions():
     pepper = np.all(y == 0, axis=-1)
     changed = np.any(y != 128, axis=-1)
     assert np.array_equal(changed, salt | pepper)  # a hit pixel changes on every channel
-    for a, s, p, c in zip(params["amount"], salt, pepper, changed):
+    for a, s, _p, c in zip(params["amount"], salt, pepper, changed):
         assert abs(c.mean() - a) < 0.02
         assert abs(s.sum() / c.sum() - 0.3) < 4 * np.sqrt(0.3 * 0.7 / c.sum())  # 4 binomial sds
 

@@ -77,7 +77,7 @@ def load_npz(
 def _drop_non_finite(path: Path, images: np.ndarray, labels: np.ndarray, ids: np.ndarray):
     """Samples whose float pixels or labels hold NaN/Inf are skipped with reason "non_finite"."""
     bad = np.zeros(images.shape[0] if images.ndim else 0, dtype=bool)
-    for what, arr in (("pixels", images), ("label", labels)):
+    for arr in (images, labels):
         if arr.dtype.kind == "f" and arr.ndim and arr.shape[0] == bad.shape[0]:
             bad |= ~np.isfinite(arr.reshape(arr.shape[0], -1)).all(axis=1)
     if not bad.any():

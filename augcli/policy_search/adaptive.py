@@ -62,7 +62,7 @@ def run(task: S.Task, tick=None) -> S.MethodResult:
     if not ops:
         return S.MethodResult([], [], {"score": "p per epoch", "trajectory": []})
     trajectories, settled = [], []
-    for k, fold in enumerate(task.folds):
+    for fold in task.folds:
         history = _train_fold(task, fold, ops)
         trajectories.append(history)
         tail = history[-max(1, len(history) // 4):]

@@ -115,7 +115,7 @@ def run(task: S.Task, tick=None) -> S.MethodResult:
         if tick:
             tick()
     mass: dict = {}
-    for j, (op, level) in enumerate(pairs):
+    for j, (op, _level) in enumerate(pairs):
         total, best = mass.get(op, (0.0, j))
         mass[op] = (total + pi[j], j if pi[j] > pi[best] else best)
     top = sorted((m for m in mass.items() if m[1][0] > 0), key=lambda m: -m[1][0])[:TOP_K]
