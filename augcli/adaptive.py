@@ -5,8 +5,7 @@ by a fixed, bounded step in the direction of its sign: up while the measure is a
 down while below. For a classifier the measure is the gap between training and validation
 accuracy (``metric: gap``) or the mean confidence on training samples (``metric: confidence``)::
 
-    from augcli import Pipeline
-    from augcli.adaptive import AdaptiveController, AdaptivePipeline
+    from augcli import AdaptiveController, AdaptivePipeline, Pipeline
 
     control = AdaptiveController(target=0.05, step=0.05)
     augment = AdaptivePipeline(Pipeline.from_strategy("configs/digits.yaml"), control)
@@ -15,46 +14,22 @@ accuracy (``metric: gap``) or the mean confidence on training samples (``metric:
         model.partial_fit(x.reshape(len(x), -1) / 255, labels, classes=classes)
         control.update(train_accuracy, val_accuracy)          # -> the new p
 
-A strategy can carry the settings in an ``adaptive:`` section (``ADAPTIVE_SPEC``);
-``AdaptivePipeline.from_strategy`` honours it. docs/training-loops.md has full examples.
+A strategy can carry the settings in an ``adaptive:`` section (``config.sections.ADAPTIVE_SPEC``);
+``AdaptivePipeline.from_strategy`` honours it. The epoch loop that drives the controller while a
+model trains is ``evaluation.online.adaptive_epochs``. docs/training-loops.md has full examples.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import numpy as np
 
-from augcli.errors import SchemaError
+from augcli.config.sections import ADAPTIVE_SPEC
+from augcli.config.strategy import Strategy, load_strategy
+from augcli.pipeline import Pipeline
 from augcli.rng import Streams, hash_ids, sample_keys
-from augcli.config.schema import Bool, Choice, Float, Int, Mapping
+from augcli.transforms.mixing import one_hot
 
-
-@dataclass(frozen=True)
-class _Section(Mapping):
-    """The ``adaptive:`` mapping plus its one cross-field rule, so a bad pair fails at load time
-    with file:line rather than in ``AdaptiveController`` mid-evaluation."""
-
-    def validate(self, value, path):
-        out = super().validate(value, path)
-        if out["p_init"] > out["p_max"]:
-            raise SchemaError(path + ("p_init",), f"must not exceed p_max ({out['p_max']:g}), got {out['p_init']:g}")
-        return out
-
-
-ADAPTIVE_SPEC = _Section(doc="adapt the augmentation strength p during on-line training (StyleGAN2-ADA's sign rule)", fields={
-    "enabled": Bool(False, doc="adapt p on-line (evaluate --online, AdaptivePipeline.from_strategy); off: p = 1"),
-    "metric": Choice("gap", ("gap", "confidence"),
-                     doc="overfitting measure: train - val accuracy (gap) or mean top-class probability on training samples"),
-    "target": Float(0.05, 0.0, 1.0, doc="p rises while the measure is above the target and falls while below"),
-    "step": Float(0.05, 0.0001, 1.0, doc="change of p per update (ADA's bounded sign step)"),
-    "p_init": Float(0.0, 0.0, 1.0, doc="strength at the start of training"),
-    "p_max": Float(1.0, 0.0, 1.0, doc="largest strength"),
-    "interval": Int(1, 1, 10_000, doc="epochs per update (the measure is averaged over them)"),
-    "val_fraction": Float(0.2, 0.05, 0.5, doc="metric gap: share of each class of the training split held out to measure val accuracy (confidence needs none)"),
-})
 
 _GATE_STEP = 0xADA  # sub-stream of the per-sample strength gate: independent of the pipeline's draws
 
@@ -130,9 +105,6 @@ class AdaptivePipeline:
     @classmethod
     def from_strategy(cls, strategy, class_names=None, overrides=()) -> "AdaptivePipeline":
         """The strategy's pipeline under its ``adaptive:`` section (p fixed at 1 when not enabled)."""
-        from augcli.pipeline import Pipeline
-        from augcli.config.strategy import Strategy, load_strategy
-
         if not isinstance(strategy, Strategy):
             strategy = load_strategy(strategy, overrides)
         config = ADAPTIVE_SPEC.validate(strategy.config.get("adaptive"), ("adaptive",))
@@ -181,78 +153,6 @@ def _merge_labels(labels: np.ndarray, idx: np.ndarray, new: np.ndarray) -> np.nd
         merged = labels.copy()
         merged[idx] = new
         return merged
-    from augcli.transforms.mixing import one_hot
-
     merged = one_hot(labels, new.shape[1])  # mixing made the augmented rows soft: make all rows soft
     merged[idx] = new
     return merged
-
-
-def class_probabilities(model, features: np.ndarray) -> np.ndarray:
-    """(N, K) class probabilities: ``predict_proba``, else a softmax of ``decision_function``
-    (SVC without probability estimates)."""
-    if hasattr(model, "predict_proba"):
-        try:
-            return model.predict_proba(features)
-        except AttributeError:
-            pass
-    scores = np.asarray(model.decision_function(features), dtype=np.float64)
-    scores = scores - scores.max(axis=1, keepdims=True)
-    e = np.exp(scores)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def epoch_metrics(model, images: np.ndarray, labels: np.ndarray, val_images: np.ndarray,
-                  val_labels: np.ndarray) -> tuple[float, float, float]:
-    """(train accuracy, val accuracy, mean train confidence) of ``model`` on flattened pixels / 255."""
-    from augcli.evaluation.models import features
-
-    hard = labels if labels.ndim == 1 else labels.argmax(axis=1)
-    proba = class_probabilities(model, features(images))
-    classes = np.asarray(getattr(model, "classes_", np.arange(proba.shape[1])))
-    train_acc = float(np.mean(classes[proba.argmax(axis=1)] == hard))
-    val_acc = float(np.mean(model.predict(features(val_images)) == val_labels)) if len(val_labels) else math.nan
-    return train_acc, val_acc, float(proba.max(axis=1).mean())
-
-
-def adaptive_epochs(augment: AdaptivePipeline, train, val, epochs: int, model: Callable[[], object],
-                    exclude: np.ndarray | None = None, measure_real: bool = False,
-                    dropped: list | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Epoch e yields a fresh draw ``augment(train, copy=e + 1)``; when the caller asks for the next
-    epoch, ``model()`` (the model after training on this one) is measured on that draw - or on the
-    real ``train`` images with ``measure_real`` - and on ``val``, and the controller takes its step.
-    Fits ``evaluate.models.fit_epochs`` as is::
-
-        model = make_model("mlp", 0)
-        fit_epochs(model, adaptive_epochs(augment, train, val, 100, lambda: model), num_classes)
-
-    ``train`` and ``val`` are ``Dataset``s; ``val`` must be disjoint from ``train``. Augmented
-    images equal to one of ``exclude`` (e.g. the test images, as ``augcli evaluate`` does) are dropped
-    and their count per epoch appended to ``dropped``. With ``metric: gap`` and an empty ``val``
-    there is no val accuracy, so p stays where it is.
-    """
-    ids = list(train.ids)
-    control = augment.controller
-    for epoch in range(epochs):
-        images, labels = augment(train.images, ids=ids, copy=epoch + 1, labels=train.labels)
-        if exclude is not None:
-            from augcli.evaluation.protocol import duplicates_of
-
-            keep = ~duplicates_of(images, exclude)
-            images, labels = images[keep], labels[keep]
-            if dropped is not None:
-                dropped.append(int((~keep).sum()))
-        yield images, labels
-        if control.metric == "gap" and not len(val):
-            continue
-        seen, seen_labels = (train.images, train.labels) if measure_real else (images, labels)
-        train_acc, val_acc, confidence = epoch_metrics(model(), seen, seen_labels, val.images, val.labels)
-        control.update(confidence if control.metric == "confidence" else train_acc, val_acc)
-
-
-def holdout(train, fraction: float, seed: int):
-    """(fit, val) ``Dataset``s: ``fraction`` of each class of ``train`` held out, hash-ranked by ``seed``."""
-    from augcli.datasets.split import split_indices
-
-    parts = split_indices(train.labels, train.ids, seed, val=fraction)
-    return train.subset(parts["train"]), train.subset(parts.get("val", np.zeros(0, dtype=np.int64)))

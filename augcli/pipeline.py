@@ -16,12 +16,15 @@ from typing import Any, Sequence as Seq
 
 import numpy as np
 
+from augcli.config.strategy import Strategy, load_strategy
+from augcli.datasets.base import hard_labels
 from augcli.errors import SchemaError
 from augcli.rng import Streams, hash_ids, sample_keys
 from augcli.transforms.base import Params, Transform, apply_gated
 from augcli.transforms.mixing import MixPool, one_hot
 from augcli.transforms.containers import Sequence
 from augcli.transforms.registry import build
+from augcli.transforms.rules import ClassRules
 
 
 class Pipeline:
@@ -53,9 +56,6 @@ class Pipeline:
         ``class_names`` (label k is ``class_names[k]``) are needed by per-class ``augment.rules`` and
         set ``num_classes`` (K, the width of soft labels under mixup/cutmix) unless it is given.
         """
-        from augcli.transforms.rules import ClassRules
-        from augcli.config.strategy import Strategy, load_strategy
-
         if not isinstance(strategy, Strategy):
             strategy = load_strategy(strategy, overrides)
         rules = None
@@ -100,7 +100,7 @@ class Pipeline:
         if self.rules is not None:
             if labels is None:
                 raise ValueError("this pipeline has per-class rules: pass labels")
-            self.rules.restrict(self.root, params, _hard(labels))
+            self.rules.restrict(self.root, params, hard_labels(labels))
         return (*self.replay(images, params, labels, pool, num_classes), params)
 
     def replay(self, images: np.ndarray, params: Params, labels: np.ndarray | None = None,
@@ -202,10 +202,6 @@ def _class_count(k) -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"num_classes must be a positive integer, got {k!r}")
     return int(k)
-
-
-def _hard(labels: np.ndarray) -> np.ndarray:
-    return labels if labels.ndim == 1 else labels.argmax(axis=1)
 
 
 def _check_images(images: np.ndarray) -> None:

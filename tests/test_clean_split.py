@@ -160,3 +160,13 @@ def test_held_out_counts_keep_one_training_sample():
 def test_split_rejects_bad_fractions(digits_images, val, test, message):
     with pytest.raises(ValueError, match=message):
         split_dataset(_digits_dataset(digits_images, 20), seed=0, val=val, test=test)
+
+
+def test_duplicates_of_handles_zero_size_images():
+    # the evaluation protocol's own row view failed on zero-width images (np.void needs >= 1 byte);
+    # the one shared helper treats all zero-size images as equal, like the exact-duplicate check
+    from augcli.clean.exact import duplicates_of
+
+    empty = np.zeros((3, 0, 4, 1), np.uint8)
+    assert duplicates_of(empty, np.zeros((2, 0, 4, 1), np.uint8)).tolist() == [True, True, True]
+    assert duplicates_of(empty, np.zeros((0, 0, 4, 1), np.uint8)).tolist() == [False, False, False]

@@ -9,13 +9,15 @@ import numpy as np
 import pytest
 
 from augcli.engine import runner
+from augcli.clean.exact import duplicates_of
 from augcli.datasets.base import Dataset
 from augcli.errors import GateError
 from augcli.evaluation.api import Settings
 from augcli.evaluation import stats
 from augcli.evaluation import models as M
 from augcli.evaluation import protocol as P
-from augcli.evaluation.report import aggregate, check_gate, gate_failures
+from augcli.evaluation.report import check_gate, gate_failures
+from augcli.evaluation.summary import aggregate
 from augcli.config.strategy import strategy_from_text
 from tests.helpers import invoke, write_strategy
 
@@ -103,7 +105,7 @@ def test_augmented_copies_equal_to_a_test_image_are_dropped(digits_images):
 def test_duplicates_of_matches_a_pairwise_check(digits_images):
     images = digits_images[0][:60]
     reference = np.concatenate([images[10:20], images[40:45]])
-    mask = P.duplicates_of(images, reference)
+    mask = duplicates_of(images, reference)
     expected = [any(np.array_equal(a, b) for b in reference) for a in images]
     assert mask.tolist() == expected and mask.sum() >= 15
 

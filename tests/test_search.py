@@ -8,7 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from augcli.adaptive import ADAPTIVE_SPEC, AdaptiveController, AdaptivePipeline, adaptive_epochs, holdout
+from augcli.adaptive import AdaptiveController, AdaptivePipeline
+from augcli.config.sections import ADAPTIVE_SPEC
+from augcli.datasets.split import holdout
+from augcli.evaluation.online import adaptive_epochs
 from augcli.datasets.base import Dataset
 from augcli.errors import SchemaError
 from augcli.evaluation import models as M
@@ -207,8 +210,8 @@ def test_cli_outputs_are_deterministic_and_independent_of_jobs(digits_images, tm
     st = write_strategy(tmp_path / "s.yaml", STRATEGY.format(source=src, pipeline=AFFINE))
     base = ["search", st, "--method", "grid", "--model", "knn", "--budget", "3", "--folds", "2",
             "--train-fraction", "0.3", "--repeats", "2", "-q"]
-    one = invoke(*base, "--report", tmp_path / "a")
-    two = invoke(*base, "--report", tmp_path / "b", "--jobs", "2")
+    one = invoke(*base, "-o", tmp_path / "a")
+    two = invoke(*base, "-o", tmp_path / "b", "--jobs", "2")
     assert one.exit_code == 0 and two.exit_code == 0, one.output + two.output
     for name in ("search.json", "search.md", "search.png", "tuned.yaml"):
         assert (tmp_path / "a" / name).is_file()
@@ -218,7 +221,7 @@ def test_cli_outputs_are_deterministic_and_independent_of_jobs(digits_images, tm
     text = (tmp_path / "a" / "tuned.yaml").read_text()
     assert re.search(r"^# Tuned by augcli search: method grid, model knn, seed 4", text, re.M)
     assert load_strategy(tmp_path / "a" / "tuned.yaml").section("augment")["pipeline"] == a["tuned"]["entries"]
-    again = invoke(*base, "--report", tmp_path / "a")
+    again = invoke(*base, "-o", tmp_path / "a")
     assert again.exit_code == 2 and "--overwrite" in again.output
 
 
@@ -364,15 +367,14 @@ def test_search_chooses_copies_and_reports_the_input_at_them(digits_images, tmp_
 
 
 def test_an_adaptive_policy_writes_an_adaptive_section_the_strategy_accepts(digits_images, tmp_path):
-    from augcli.policy_search.api import _adaptive_block
-    from augcli.policy_search.report import tuned_yaml
+    from augcli.policy_search.report import adaptive_block, tuned_yaml
 
     src = _write_npz(tmp_path / "d.npz", _unique_digits(digits_images, 170))
     st = strategy_from_text(STRATEGY.format(source=src, pipeline=AFFINE), str(tmp_path / "s.yaml"))
     report = search(st, Settings(method="adaptive", model="mlp", budget=2, folds=2, fraction=0.3, repeats=1),
                     report=str(tmp_path / "r"))
     report["tuned"]["chosen"] = "ada p=0.5 level=3"   # as when the adaptive method's policy wins
-    block = _adaptive_block(report)
+    block = adaptive_block(report)
     loaded = strategy_from_text(tuned_yaml(st, report, block), str(tmp_path / "t.yaml"))
     assert loaded.section("adaptive") == {**block, "enabled": True}
-    assert _adaptive_block({**report, "protocol": {**report["protocol"], "method": "grid"}}) is None
+    assert adaptive_block({**report, "protocol": {**report["protocol"], "method": "grid"}}) is None

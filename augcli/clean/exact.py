@@ -19,6 +19,18 @@ def _row_groups(images: np.ndarray):
     return first.astype(np.int64), inverse.reshape(n).astype(np.int64)
 
 
+def duplicates_of(candidates: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Boolean mask over ``candidates``: True where an image's bytes equal some ``reference`` image.
+
+    Both are arrays of images of one shape and dtype (e.g. uint8 (N, H, W, C)); one sort of the
+    stacked rows, no pair loop.
+    """
+    if candidates.shape[0] == 0 or reference.shape[0] == 0 or candidates.shape[1:] != reference.shape[1:]:
+        return np.zeros(candidates.shape[0], dtype=bool)
+    _, inverse = _row_groups(np.concatenate([reference, candidates]))
+    return np.isin(inverse[reference.shape[0]:], inverse[: reference.shape[0]])
+
+
 def exact_duplicate_groups(images: np.ndarray) -> list:
     """Index arrays (ascending) of every set of >= 2 identical images, ordered by their first index.
 

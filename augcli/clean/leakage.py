@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from augcli.clean.neardup import as_hash_rows, hard_labels, unique_pairs
+from augcli.clean.neardup import as_hash_rows, unique_pairs
+from augcli.datasets.base import hard_labels
 from augcli.clean.phash import shifted_phash64
 from augcli.datasets.base import Dataset
 
@@ -81,7 +82,7 @@ def find_leakage(splits: dict[str, Dataset], max_distance: int = 4, hashes: dict
     target = nearest[leaked]
     which = np.searchsorted(offsets, target, side="right") - 1  # index into names
     local = target - offsets[which]
-    classes = [hard_labels(splits[name].labels) for name in names]
+    classes = [hard_labels(splits[name].labels).astype(np.int64) for name in names]
     train = splits[TRAIN]
     return [
         {"id": str(train.ids[t]), "index": int(t), "reason": "leakage", "score": float(dist[t]), "group": None,

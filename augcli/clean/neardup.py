@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from augcli.clean.phash import hamming, popcount, shifted_phash64
-from augcli.datasets.base import Dataset
+from augcli.datasets.base import Dataset, hard_labels
 
 MAX_DISTANCE = 32  # beyond this, unrelated 64-bit hashes (32 bits apart on average) would match
 _CANDIDATES_PER_PASS = 1 << 20  # bounds one verification pass: ~10 int64 temporaries of this length (~80 MB)
@@ -282,12 +282,6 @@ def pair_distance(hashes, i, j) -> np.ndarray:
     return np.minimum(one, other)
 
 
-def hard_labels(labels: np.ndarray) -> np.ndarray:
-    """int64 (N,) class indices: the labels themselves, or the argmax of soft (N, K) labels."""
-    labels = np.asarray(labels)
-    return (labels.argmax(axis=1) if labels.ndim == 2 else labels).astype(np.int64)
-
-
 def find_near_duplicates(dataset: Dataset, max_distance: int = 4, hashes=None) -> list[dict]:
     """One record per sample that near-duplicates an earlier one; the dataset is not modified.
 
@@ -318,7 +312,7 @@ def find_near_duplicates(dataset: Dataset, max_distance: int = 4, hashes=None) -
     target = kept[group[flagged]]
     dist = pair_distance(rows, flagged, target)
     same = (dataset.images[flagged] == dataset.images[target]).reshape(flagged.shape[0], -1).all(axis=1)
-    cls = hard_labels(dataset.labels)[member]
+    cls = hard_labels(dataset.labels).astype(np.int64)[member]
     n_groups = kept.shape[0]
     lo = np.full(n_groups, np.iinfo(np.int64).max)
     hi = np.full(n_groups, np.iinfo(np.int64).min)

@@ -13,32 +13,6 @@ import numpy as np
 
 from augcli.datasets.base import Dataset
 from augcli.errors import DataError
-from augcli.config.schema import Choice, Float, Int, Mapping
-
-_ACTION = ("drop", "flag", "off")
-
-
-def _section(doc: str, action: str, actions=_ACTION, **fields) -> Mapping:
-    return Mapping(doc=doc, fields={"action": Choice(action, actions, doc="drop the samples, only flag them, or skip the check"), **fields})
-
-
-CLEAN_SPEC = Mapping(doc="what to find and remove before splitting (and leakage after it)", fields={
-    "exact_duplicates": Choice("drop", _ACTION, doc="identical decoded pixels: keep the first, drop or flag the rest"),
-    "blank": _section("constant (blank) images", "drop",
-                      min_std=Float(2.0, 0.0, 255.0, doc="pixel standard deviation (grey levels) below which an image is blank")),
-    "noise": _section("pure-noise images (no spatial structure)", "flag"),
-    "near_duplicates": _section("perceptual-hash near duplicates (pHash, 64 bits)", "flag",
-                                max_distance=Int(4, 0, 16, doc="largest Hamming distance between hashes that counts as a near duplicate")),
-    "outliers": _section("unusual images by pixel statistics and a PCA embedding", "off",
-                         method=Choice("isolation_forest", ("isolation_forest", "lof"), doc="scikit-learn detector"),
-                         contamination=Float(0.01, 0.0001, 0.5, doc="expected share of outliers")),
-    "label_errors": _section("likely wrong labels (confident learning on out-of-fold probabilities)", "off",
-                             actions=("flag", "drop", "off"),
-                             folds=Int(5, 2, 20, doc="cross-validation folds for the out-of-fold probabilities")),
-    "leakage": _section("near duplicates across train and val/test: removed from the training side", "drop",
-                        max_distance=Int(4, 0, 16, doc="largest Hamming distance that counts as leakage")),
-})
-
 
 def _apply(dataset: Dataset, records: list[dict], action: str, all_records: list[dict]) -> Dataset:
     for rec in records:

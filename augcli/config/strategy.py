@@ -19,114 +19,9 @@ from typing import Any, Sequence
 
 import yaml
 
-from augcli.adaptive import ADAPTIVE_SPEC
 from augcli.errors import SchemaError, StrategyError, UsageError, format_path
-from augcli.clean.stage import CLEAN_SPEC
-from augcli.transforms.rules import RULES_SPEC, check_rule_names
-from augcli.config.schema import Bool, Choice, Either, Float, Int, Mapping, Param, Size, Text, validate_mapping
-
-SCHEMA_VERSION = 1
-# A per-class output count far beyond any machine; the run's memory budget (augcli.engine.budget) refuses
-# much less, this bound only keeps the counts inside int64.
-MAX_BALANCE_TARGET = 10**9
-
-
-@dataclass(frozen=True)
-class AutoBool(Param):
-    """``auto``, ``true`` or ``false`` (``auto`` is resolved where the value is used)."""
-
-    def validate(self, value, path):
-        if value == "auto" or isinstance(value, bool):
-            return value
-        shown = repr(value) if isinstance(value, str) else str(value)
-        raise SchemaError(path, f"expected auto, true or false, got {shown[:100]}")
-
-    def type_name(self):
-        return "auto or bool"
-
-    def range_text(self):
-        return "{auto, true, false}"
-
-
-class PipelineSpec(Param):
-    """``augment.pipeline``: a list of transform entries, validated by building them."""
-
-    def __init__(self):
-        object.__setattr__(self, "default", [])
-        object.__setattr__(self, "doc", "the augmentation chain, applied in order (see `augcli transforms`)")
-
-    def validate(self, value, path):
-        # Entries are validated by building them (in strategy_from_text), once.
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            raise SchemaError(path, f"expected a list of transforms, got {value!r}")
-        return value
-
-    def type_name(self):
-        return "list of transforms"
-
-    def default_text(self):
-        return "[]"
-
-
-SCHEMA: dict[str, Param] = {
-    "version": Int(SCHEMA_VERSION, SCHEMA_VERSION, SCHEMA_VERSION, doc="strategy schema version"),
-    "seed": Int(0, 0, 2**63 - 1, doc="root seed of every random draw"),
-    "dataset": Mapping(doc="where the images come from", fields={
-        "source": Text(doc="'digits', an image folder (one sub-folder per class) or an .npz file"),
-        "kind": Choice("auto", ("auto", "digits", "folder", "npz"), doc="source kind; auto infers it"),
-        "image_size": Size(None, nullable=True, doc="bring every image to [height, width] (folders: default = first image's size)"),
-        "color_mode": Choice("auto", ("auto", "gray", "rgb"), doc="channels of the loaded images (auto: digits gray, folders rgb, npz as stored)"),
-        "limit": Int(None, 1, nullable=True, doc="use only the first N samples (quick trials)"),
-        "max_pixels": Int(89_478_485, 1, doc="images with more pixels are skipped as too_large (decompression-bomb guard)"),
-        "follow_symlinks": Bool(False, doc="read symbolic links that lead outside the source folder"),
-        "npz_keys": Mapping(doc="array names inside an .npz source", fields={
-            "images": Text("images", doc="images array (N,H,W[,C])"),
-            "labels": Text("labels", doc="labels array (N,) or (N,K)"),
-            "ids": Text("ids", doc="optional sample ids"),
-            "class_names": Text("class_names", doc="optional class names"),
-        }),
-    }),
-    "clean": CLEAN_SPEC,
-    "split": Mapping(doc="train/val/test split, stratified by class; only train is augmented", fields={
-        "val": Float(0.0, 0.0, 0.9, doc="fraction of each class held out for validation"),
-        "test": Float(0.0, 0.0, 0.9, doc="fraction of each class held out for testing"),
-        "stratify": Bool(True, doc="keep class proportions in every split"),
-    }),
-    "augment": Mapping(doc="how the training split is augmented", fields={
-        "copies": Int(1, 0, 10_000, doc="augmented copies per training image"),
-        "keep_originals": Bool(True, doc="also write each original (as copy 0)"),
-        "pipeline": PipelineSpec(),
-        "rules": RULES_SPEC,
-        "balance": Mapping(doc="extra augmented copies for minority classes", fields={
-            "target": Either(None, options=(Choice(choices=("max",)), Int(low=1, high=MAX_BALANCE_TARGET)),
-                             doc="per-class output count to reach: 'max' (the largest class) or a number; null = off"),
-        }),
-    }),
-    "output": Mapping(doc="where and how results are written", fields={
-        "dir": Text(None, nullable=True, doc="output folder (default: data/out/<strategy name>)"),
-        "format": Choice("npz", ("npz", "png", "tar"),
-                         doc="npz: one file per split (or shard); png: <split>/<class>/<id>__<copy>.png; tar: WebDataset shards"),
-        "shard_size": Int(None, 1, nullable=True, doc="output samples per shard file (<split>-00000.npz, ...); null = one file per split"),
-        "manifest": Bool(True, doc="write manifest.jsonl (one line per output sample)"),
-        "shuffle": AutoBool("auto",
-                            doc="write each split in a seeded random order, copies of one image spread out; "
-                                "auto = on for tar and sharded output, off for one npz/PNG file per split "
-                                "(read whole, shuffled by the loader)"),
-    }),
-    "report": Mapping(doc="the run report", fields={
-        "preview": Bool(True, doc="write preview.png (originals beside augmented copies)"),
-        "preview_samples": Int(8, 1, 64, doc="rows of the preview grid"),
-        "preview_copies": Int(6, 1, 32, doc="augmented copies per preview row"),
-    }),
-    "adaptive": ADAPTIVE_SPEC,
-}
-
-# Sections added after schema version 1: left out of ``Strategy.sha256`` while at their defaults,
-# so strategies that do not use them keep the hash they had (reports, run resume state).
-_LATER_SECTIONS = ("adaptive",)
-
+from augcli.config.schema import validate_mapping
+from augcli.config.sections import LATER_SECTIONS, SCHEMA, check_rule_names
 
 @dataclass
 class Strategy:
@@ -153,7 +48,7 @@ class Strategy:
     def sha256(self) -> str:
         """Hash of the resolved strategy (canonical JSON), so reports can tell strategies apart."""
         config = {k: v for k, v in self.config.items()
-                  if k not in _LATER_SECTIONS or v != SCHEMA[k].validate({}, (k,))}
+                  if k not in LATER_SECTIONS or v != SCHEMA[k].validate({}, (k,))}
         return hashlib.sha256(json.dumps(config, sort_keys=True, default=list).encode()).hexdigest()
 
     def section(self, name: str) -> dict:

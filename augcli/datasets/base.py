@@ -54,6 +54,10 @@ class Dataset:
 
     def class_counts(self) -> dict[str, int]:
         """Samples per class name (soft labels count for their most likely class)."""
-        hard = self.labels.argmax(axis=1) if self.labels.ndim == 2 else self.labels
-        totals = np.bincount(hard, minlength=len(self.class_names))
+        totals = np.bincount(hard_labels(self.labels), minlength=len(self.class_names))
         return {name: int(v) for name, v in zip(self.class_names, totals)}
+
+
+def hard_labels(labels: np.ndarray) -> np.ndarray:
+    """(N,) class indices: hard labels as they are, the most likely class of soft (N, K) labels."""
+    return labels if labels.ndim == 1 else labels.argmax(axis=1)

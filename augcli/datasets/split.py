@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from augcli.datasets.base import Dataset
+from augcli.datasets.base import Dataset, hard_labels
 from augcli.rng import Streams, hash_ids, sample_keys
 
 # Step number of the split's sub-stream: far from pipeline positions (0, 1, 2, ...) so the split
@@ -63,7 +63,7 @@ def split_indices(labels: np.ndarray, ids, seed: int, val: float = 0.0, test: fl
     n = labels.shape[0]
     if len(ids) != n:
         raise ValueError(f"labels and ids disagree in length: {n} vs {len(ids)}")
-    strata = labels.argmax(axis=1) if labels.ndim == 2 else labels
+    strata = hard_labels(labels)
     if not stratify:
         strata = np.zeros(n, dtype=np.int64)
     rank = Streams(sample_keys(seed, hash_ids(list(ids)), 0)).child(_SPLIT_STEP).bits()
@@ -92,3 +92,9 @@ def split_dataset(dataset: Dataset, seed: int, val: float = 0.0, test: float = 0
     """
     parts = split_indices(dataset.labels, dataset.ids, seed, val, test, stratify)
     return {name: dataset.subset(index) for name, index in parts.items()}
+
+
+def holdout(train, fraction: float, seed: int):
+    """(fit, val) ``Dataset``s: ``fraction`` of each class of ``train`` held out, hash-ranked by ``seed``."""
+    parts = split_indices(train.labels, train.ids, seed, val=fraction)
+    return train.subset(parts["train"]), train.subset(parts.get("val", np.zeros(0, dtype=np.int64)))

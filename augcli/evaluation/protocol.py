@@ -17,13 +17,15 @@ from typing import Callable
 
 import numpy as np
 
-from augcli.adaptive import AdaptiveController, AdaptivePipeline, adaptive_epochs, holdout
-from augcli.datasets.base import Dataset
+from augcli.adaptive import AdaptiveController, AdaptivePipeline
+from augcli.clean.exact import duplicates_of
+from augcli.datasets.base import Dataset, hard_labels
 from augcli.engine.augment import Augmented, augment_dataset
 from augcli.evaluation import models as M
 from augcli.pipeline import Pipeline
 from augcli.errors import DataError
-from augcli.datasets.split import held_out_counts, split_indices
+from augcli.datasets.split import held_out_counts, holdout, split_indices
+from augcli.evaluation.online import adaptive_epochs
 
 OFFLINE_ARMS = ("original", "augmented")
 ONLINE_ARMS = ("original", "offline", "online")
@@ -97,7 +99,7 @@ def require_samples(dataset: Dataset, fraction: float, per_class: int, total: in
     """Refuse (DataError) before any work when the training side of ``split_for`` cannot hold
     ``per_class`` samples in at least two classes and ``total`` samples in all: scikit-learn would
     fail deep inside the protocol instead. Says how many images per class would do."""
-    sizes = np.bincount(dataset.labels if dataset.labels.ndim == 1 else dataset.labels.argmax(axis=1),
+    sizes = np.bincount(hard_labels(dataset.labels),
                         minlength=len(dataset.class_names))
     trains = np.array([train_count(int(n), fraction) for n in sizes])
     if (trains >= per_class).sum() >= 2 and trains.sum() >= total and trains.sum() < sizes.sum():
@@ -110,24 +112,6 @@ def require_samples(dataset: Dataset, fraction: float, per_class: int, total: in
                     f"{trains.max()} image(s) per class ({trains.sum()} in all; the {len(sizes)} classes hold {have} "
                     f"images), but {why}; that needs at least {need} images in each of {classes} classes: add "
                     f"images or raise --train-fraction")
-
-
-def _byte_rows(images: np.ndarray) -> np.ndarray:
-    flat = np.ascontiguousarray(images).reshape(images.shape[0], -1)
-    return flat.view(np.dtype((np.void, flat.shape[1]))).reshape(-1)
-
-
-def duplicates_of(candidates: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Boolean mask over ``candidates``: True where the image's bytes equal some ``reference`` image.
-
-    Both are uint8 (N, H, W, C) of the same shape; one sort of the stacked rows, no pair loop.
-    """
-    if candidates.shape[0] == 0 or reference.shape[0] == 0 or candidates.shape[1:] != reference.shape[1:]:
-        return np.zeros(candidates.shape[0], dtype=bool)
-    rows = np.concatenate([_byte_rows(reference), _byte_rows(candidates)])
-    _, inverse = np.unique(rows, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    return np.isin(inverse[reference.shape[0]:], inverse[: reference.shape[0]])
 
 
 def _drop_leaks(images: np.ndarray, labels: np.ndarray, test: np.ndarray):

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from augcli.adaptive import AdaptiveController, AdaptivePipeline, adaptive_epochs
+from augcli.adaptive import AdaptiveController, AdaptivePipeline
+from augcli.evaluation.online import adaptive_epochs
 from augcli.evaluation import models as M
 from augcli.policy_search import scoring as S
 from augcli.policy_search.policy import ada_policy

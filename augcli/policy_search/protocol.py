@@ -19,6 +19,7 @@ from typing import Callable
 
 import numpy as np
 
+from augcli.clean.exact import duplicates_of
 from augcli.engine.augment import augment_dataset
 from augcli.evaluation.api import Settings as EvalSettings
 from augcli.evaluation import models as M
@@ -144,7 +145,7 @@ def _arm(job: Job, data: P.TaskData, entries: list, copies: int, state: int, k: 
     task = _task(job, data.train, data.seed, state)
     out = augment_dataset(data.train, S.pipeline(task, entries), job.copies_for(copies)(data.train),
                           job.ctx.keep_originals)
-    keep = ~P.duplicates_of(out.images, data.test.images)
+    keep = ~duplicates_of(out.images, data.test.images)
     fitted = M.fit(M.make_model(job.settings.model, state), out.images[keep], out.labels[keep])
     return M.scores(fitted, data.test.images, data.test.labels, k), int((~keep).sum())
 

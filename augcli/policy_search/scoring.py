@@ -14,8 +14,8 @@ from typing import Callable
 
 import numpy as np
 
-from augcli.adaptive import class_probabilities
-from augcli.datasets.base import Dataset
+from augcli.evaluation.online import class_probabilities
+from augcli.datasets.base import Dataset, hard_labels
 from augcli.engine.augment import augment_dataset
 from augcli.evaluation import models as M
 from augcli.pipeline import Pipeline
@@ -87,7 +87,7 @@ class Task:
 
 def make_folds(train: Dataset, seed: int, k: int) -> list[Fold]:
     """K stratified folds: inside each class, samples ranked by a hash of (seed, id), fold = rank mod K."""
-    labels = train.labels if train.labels.ndim == 1 else train.labels.argmax(axis=1)
+    labels = hard_labels(train.labels)
     keys = Streams(sample_keys(seed, hash_ids(list(train.ids)), 0)).child(_FOLD_STEP).bits()
     order = np.lexsort((keys, labels))
     counts = np.bincount(labels, minlength=int(labels.max()) + 1 if labels.size else 0)

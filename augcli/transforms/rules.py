@@ -7,25 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from augcli.errors import SchemaError
-from augcli.config.schema import ListOf, Mapping, Name, NumberMap, did_you_mean
-
-RULES_SPEC = ListOf([], item=Mapping(fields={
-    "classes": ListOf(item=Name(), doc="class names the rule applies to"),
-    "forbid": ListOf([], item=Name(), doc="transforms that never fire on these classes"),
-    "max_abs": NumberMap({}, low=0.0, doc="sampled parameter -> largest allowed absolute value (e.g. angle: 20)"),
-}), doc="per-class rules: forbid transforms or cap sampled parameters for some classes")
-
-
-def check_rule_names(rules: list[dict], registry: dict) -> None:
-    """Strategy-time check: every forbidden transform exists (did-you-mean otherwise)."""
-    for i, rule in enumerate(rules):
-        if not rule["classes"]:
-            raise SchemaError(("augment", "rules", i, "classes"), "expected at least one class name")
-        for j, name in enumerate(rule["forbid"]):
-            if name not in registry:
-                raise SchemaError(("augment", "rules", i, "forbid", j),
-                                  f"unknown transform {name!r}{did_you_mean(name, list(registry))}")
-
+from augcli.config.schema import did_you_mean
 
 class ClassRules:
     """Rules bound to a dataset's class names; ``restrict`` edits sampled gates in place."""
