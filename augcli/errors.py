@@ -61,3 +61,8 @@ class GateError(AugcliError):
     """A quality gate failed, e.g. ``evaluate --fail-if-worse`` (exit 3)."""
 
     exit_code = EXIT_GATE
+
+
+def exception_text(exc: BaseException) -> str:
+    """An exception's message on one line (a decoder's multi-line text), or its type when it has none."""
+    return " ".join(str(exc).split()) or type(exc).__name__

@@ -90,7 +90,7 @@ ADAPTIVE_SPEC = _Section(doc="adapt the augmentation strength p during on-line t
 # --- the whole file ------------------------------------------------------------------------------
 
 SCHEMA_VERSION = 1
-# A per-class output count far beyond any machine; the run's memory budget (augcli.engine.budget) refuses
+# A per-class output count far beyond any machine; the run's memory budget (augcli.budget) refuses
 # much less, this bound only keeps the counts inside int64.
 MAX_BALANCE_TARGET = 10**9
 

@@ -39,7 +39,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from augcli.datasets.base import Dataset, Skipped
 from augcli.datasets.convert import check_color_mode, check_image_size, float_to_uint8
-from augcli.errors import DataError
+from augcli.errors import DataError, exception_text
 
 # Pillow format names that each extension may legitimately hold.
 _FORMATS = {".png": {"PNG"}, ".jpg": {"JPEG", "MPO"}, ".jpeg": {"JPEG", "MPO"}, ".bmp": {"BMP", "DIB"},
@@ -289,7 +289,7 @@ def _decode(path: Path, color_mode: str, max_pixels: int) -> tuple[Image.Image, 
         # Pillow's bomb guard warns (or raises) on open; make the warning an error we can catch.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         pil, fmt = _decode_bytes(data, color_mode, max_pixels)
-    return pil, fmt, list(dict.fromkeys(_one_line(w.message) for w in caught))
+    return pil, fmt, list(dict.fromkeys(exception_text(w.message) for w in caught))
 
 
 def _read_regular(path: Path, max_bytes: int) -> bytes:
@@ -336,18 +336,14 @@ def _decode_bytes(data: bytes, color_mode: str, max_pixels: int) -> tuple[Image.
     except _Skip:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise _Skip("too_large", _one_line(exc)) from None
+        raise _Skip("too_large", exception_text(exc)) from None
     except UnidentifiedImageError:
         raise _Skip("undecodable", "not a recognised image file") from None
     except (EOFError, OSError) as exc:
         reason = "truncated" if isinstance(exc, EOFError) or "truncated" in str(exc).lower() else "undecodable"
-        raise _Skip(reason, _one_line(exc)) from None
+        raise _Skip(reason, exception_text(exc)) from None
     except Exception as exc:  # decoders raise SyntaxError, ValueError, struct.error, zlib.error, ...
-        raise _Skip("undecodable", f"{type(exc).__name__}: {_one_line(exc)}") from None
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+        raise _Skip("undecodable", f"{type(exc).__name__}: {exception_text(exc)}") from None
 
 
 def _apply_orientation(im: Image.Image) -> Image.Image:

@@ -15,8 +15,8 @@ from augcli.datasets.convert import (
     float_to_uint8,
     resize_images,
 )
-from augcli.engine.budget import MAX_CLASSES_UNNAMED, check_memory, human
-from augcli.errors import DataError
+from augcli.budget import MAX_CLASSES_UNNAMED, check_memory, human
+from augcli.errors import DataError, exception_text
 
 # Labels are class indices; beyond this no class table can exist (and int64 casts would wrap).
 MAX_LABEL = 2**31 - 1
@@ -51,7 +51,7 @@ def load_npz(
     try:
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise DataError(f"{path}: not a readable .npz archive ({_one_line(exc)})") from None
+        raise DataError(f"{path}: not a readable .npz archive ({exception_text(exc)})") from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise DataError(f"{path}: expected an .npz archive of named arrays, found a single .npy array")
     with archive:
@@ -140,10 +140,6 @@ def _check_size(path: Path, archive, keys: list) -> None:
                  error=DataError)
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
 def _read(archive, path: Path, key: str, present: list) -> np.ndarray:
     if key not in present:
         keys = ", ".join(present) if present else "none"
@@ -152,7 +148,7 @@ def _read(archive, path: Path, key: str, present: list) -> np.ndarray:
         return archive[key]
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         # Object arrays need pickle, which we refuse: data files must not run code.
-        raise DataError(f"{path}: key '{key}' cannot be read without pickle or is damaged ({_one_line(exc)})") from None
+        raise DataError(f"{path}: key '{key}' cannot be read without pickle or is damaged ({exception_text(exc)})") from None
 
 
 def _images(path: Path, arr: np.ndarray, key: str) -> np.ndarray:
