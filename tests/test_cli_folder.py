@@ -4,23 +4,18 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
 
-from tests.helpers import fingerprint, invoke, write_strategy
+from tests.helpers import broken_file, fingerprint, invoke, square, write_strategy, write_tree
 
 
 @pytest.fixture
 def folder(tmp_path, photo):
-    root = tmp_path / "imgs"
-    for c, name in enumerate(["cat", "dog"]):
-        (root / name).mkdir(parents=True)
-        for i in range(6):
-            crop = photo[200 + 30 * i:200 + 30 * i + 48, 150 + 60 * c:150 + 60 * c + 48]  # textured, not sky
-            Image.fromarray(crop).save(root / name / f"{name}{i}.png")
-    (root / "cat" / "empty.png").write_bytes(b"")
-    good = (root / "dog" / "dog0.png").read_bytes()
-    (root / "dog" / "cut.png").write_bytes(good[: len(good) // 2])
-    return root
+    images = {f"{name}/{name}{i}.png": square(photo, 200 + 30 * i, 150 + 60 * c, 48)  # textured, not sky
+              for c, name in enumerate(["cat", "dog"]) for i in range(6)}
+    return write_tree(tmp_path / "imgs", images | {
+        "cat/empty.png": broken_file("empty"),
+        "dog/cut.png": broken_file("truncated", images["dog/dog0.png"]),
+    })
 
 
 def strategy(tmp_path, root):

@@ -1,8 +1,6 @@
 """Loaders: digits, image folders (formats, modes, corrupt files, determinism), npz, load_source."""
 
 import os
-import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -11,6 +9,7 @@ from PIL import Image
 from augcli.datasets import Dataset, load_digits, load_folder, load_npz, load_source
 from augcli.datasets.convert import rgb_to_gray
 from augcli.errors import DataError
+from tests.helpers import bomb_png, broken_file, jpeg_bytes, write_tree
 
 # ---------------------------------------------------------------- digits
 
@@ -192,34 +191,16 @@ def test_modes_are_converted(tmp_path, photo):
     np.testing.assert_array_equal(get["cmyk.tif"], rgb)  # RGB -> CMYK -> RGB is exact in Pillow
 
 
-def _truncated_png(arr):
-    import io
-
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, "PNG")
-    data = buf.getvalue()
-    return data[: len(data) // 2]
-
-
-def _png_header_claiming(width, height):
-    """A PNG whose IHDR claims width x height pixels (the rest is missing): a decompression bomb."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    chunk = b"IHDR" + ihdr
-    ihdr_chunk = struct.pack(">I", len(ihdr)) + chunk + struct.pack(">I", zlib.crc32(chunk))
-    idat = zlib.compress(b"\0" * 64)
-    idat_chunk = struct.pack(">I", len(idat)) + b"IDAT" + idat + struct.pack(">I", zlib.crc32(b"IDAT" + idat))
-    return b"\x89PNG\r\n\x1a\n" + ihdr_chunk + idat_chunk
-
-
 @pytest.fixture
 def corrupt_tree(tmp_path, photo):
-    root = tmp_path / "c"
-    _save(_crop(photo, 0), root / "a/good.png", "PNG")
-    _save(_crop(photo, 1), root / "b/good.jpg", "JPEG")
-    (root / "a/empty.png").write_bytes(b"")
-    (root / "a/trunc.png").write_bytes(_truncated_png(_crop(photo, 2)))
-    (root / "b/garbage.jpg").write_bytes(b"this is not a jpeg at all" * 10)
-    (root / "b/bomb.png").write_bytes(_png_header_claiming(20000, 20000))
+    root = write_tree(tmp_path / "c", {
+        "a/good.png": _crop(photo, 0),
+        "b/good.jpg": jpeg_bytes(_crop(photo, 1)),
+        "a/empty.png": broken_file("empty"),
+        "a/trunc.png": broken_file("truncated", _crop(photo, 2)),
+        "b/garbage.jpg": broken_file("undecodable"),
+        "b/bomb.png": bomb_png(20_000, 20_000),
+    })
     os.symlink(root / "nowhere.png", root / "b/dangling.png")
     return root
 
@@ -244,7 +225,7 @@ def test_pillow_bomb_warning_becomes_a_skip_and_never_leaks(tmp_path, photo, rec
     root = tmp_path / "w"
     _save(_crop(photo, 0), root / "a/good.png", "PNG")
     # 10000 x 10000 lies between Pillow's warning (89.5 Mpx) and error (2x) thresholds.
-    (root / "a/warn.png").write_bytes(_png_header_claiming(10000, 10000))
+    (root / "a/warn.png").write_bytes(bomb_png(10_000, 10_000))
     d = load_folder(root, image_size=(8, 8), max_pixels=10**12)
     assert [(s.id, s.reason) for s in d.skipped] == [("a/warn.png", "too_large")]
     assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]
@@ -287,8 +268,7 @@ def test_folder_errors_name_the_path(tmp_path, photo):
     _save(photo[:8, :8], tmp_path / "flat/x.png", "PNG")
     with pytest.raises(DataError, match="no class sub-folders"):
         load_folder(tmp_path / "flat", (8, 8))
-    (tmp_path / "bad/a").mkdir(parents=True)
-    (tmp_path / "bad/a/empty.png").write_bytes(b"")
+    write_tree(tmp_path / "bad", {"a/empty.png": broken_file("empty")})
     with pytest.raises(DataError, match=r"no readable images \(1 skipped\)") as err:
         load_folder(tmp_path / "bad", (8, 8))
     assert str(tmp_path / "bad") in str(err.value)
@@ -384,10 +364,7 @@ def test_load_source_dispatches_by_kind(tmp_path, image_tree):
 
 
 def test_wrong_extension_loads_with_a_warning(tmp_path, photo):
-    root = tmp_path / "imgs"
-    (root / "a").mkdir(parents=True)
-    Image.fromarray(photo[:32, :32]).save(root / "a" / "really_a_jpeg.png", format="JPEG")
-    Image.fromarray(photo[32:64, :32]).save(root / "a" / "fine.png")
+    root = write_tree(tmp_path / "imgs", {"a/really_a_jpeg.png": jpeg_bytes(photo[:32, :32]), "a/fine.png": photo[32:64, :32]})
     ds = load_folder(root, image_size=(32, 32))
     assert len(ds) == 2 and not ds.skipped
     assert [(w.id, w.reason) for w in ds.warnings] == [("a/really_a_jpeg.png", "wrong_extension")]

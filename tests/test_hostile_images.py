@@ -6,38 +6,16 @@ The zoo is generated here (no binaries in the repository) from scikit-learn's sa
 
 import io
 import json
-import struct
-import zlib
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from augcli.datasets import load_folder
-from tests.helpers import fingerprint, invoke, write_strategy
+from tests.helpers import (bomb_png, broken_file, fingerprint, invoke, jpeg_bytes, png_bytes, square, write_strategy,
+                           write_tree)
 
 S = 24  # side of the ordinary zoo images; the dataset is loaded at S x S
-
-
-def _png(arr) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, "PNG")
-    return buf.getvalue()
-
-
-def _jpeg(image: Image.Image, **kw) -> bytes:
-    buf = io.BytesIO()
-    image.save(buf, "JPEG", quality=95, **kw)
-    return buf.getvalue()
-
-
-def bomb_png(width: int, height: int) -> bytes:
-    """A valid PNG header declaring width x height pixels followed by a tiny IDAT: a few hundred bytes
-    that would need width * height * 3 bytes of memory if decoded."""
-    ihdr = b"IHDR" + struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    idat = b"IDAT" + zlib.compress(b"\0" * 256)
-    chunk = lambda body: struct.pack(">I", len(body) - 4) + body + struct.pack(">I", zlib.crc32(body))  # noqa: E731
-    return b"\x89PNG\r\n\x1a\n" + chunk(ihdr) + chunk(idat) + chunk(b"IEND")
 
 
 def _two_tone(h, w):
@@ -61,15 +39,15 @@ def build_zoo(root, photo) -> dict:
         files[rel] = data
         expect[rel] = outcome
 
-    add("cat/plain.png", _png(crops[0]), ("loaded", crops[0], 0))
+    add("cat/plain.png", png_bytes(crops[0]), ("loaded", crops[0], 0))
     add("cat/zero.png", b"", ("skipped", "empty"))
-    add("cat/cut.png", _png(crops[1])[:200], ("skipped", "truncated"))
-    add("cat/cut.jpg", _jpeg(Image.fromarray(crops[2]))[:400], ("skipped", "truncated"))
+    add("cat/cut.png", png_bytes(crops[1])[:200], ("skipped", "truncated"))
+    add("cat/cut.jpg", jpeg_bytes(crops[2], quality=95)[:400], ("skipped", "truncated"))
     add("cat/words.jpg", b"these are words, not pixels\n" * 30, ("skipped", "undecodable"))
     add("cat/words.gif", b"GIF89a but then nothing sensible", ("skipped", "undecodable"))
-    add("cat/jpeg inside.png", _jpeg(Image.fromarray(crops[3])), ("warned", "wrong_extension"))
+    add("cat/jpeg inside.png", jpeg_bytes(crops[3], quality=95), ("warned", "wrong_extension"))
     grey = crops[4][..., 1]
-    add("cat/grey16.png", _png(grey.astype(np.uint16) * 257), ("loaded", np.repeat(grey[..., None], 3, -1), 0))
+    add("cat/grey16.png", png_bytes(grey.astype(np.uint16) * 257), ("loaded", np.repeat(grey[..., None], 3, -1), 0))
     pal = Image.fromarray(crops[5]).convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
     index = np.asarray(pal)
     buf = io.BytesIO()
@@ -78,42 +56,37 @@ def build_zoo(root, photo) -> dict:
     add("cat/palette_transparent.png", buf.getvalue(), ("loaded", on_black.astype(np.uint8), 0))
     alpha = np.tile(np.linspace(0, 255, S).round().astype(np.uint8), (S, 1))
     rgba = np.dstack([crops[6], alpha])
-    add("cat/rgba.png", _png(rgba), ("loaded", np.rint(crops[6] * (alpha[..., None] / 255.0)).astype(np.uint8), 0))
-    add("cat/cmyk.jpg", _jpeg(Image.fromarray(crops[7]).convert("CMYK")), ("loaded", crops[7], 10))
+    add("cat/rgba.png", png_bytes(rgba), ("loaded", np.rint(crops[6] * (alpha[..., None] / 255.0)).astype(np.uint8), 0))
+    add("cat/cmyk.jpg", jpeg_bytes(Image.fromarray(crops[7]).convert("CMYK"), quality=95), ("loaded", crops[7], 10))
     exif = Image.Exif()
     exif[0x0112] = 6  # stored 12 wide x 24 high; shown rotated 90 degrees clockwise
     stored = _two_tone(S, S // 2)
     shown = np.asarray(Image.fromarray(np.rot90(stored, k=-1).copy()).resize((S, S), Image.Resampling.BILINEAR))
-    add("cat/exif_rotated.jpg", _jpeg(Image.fromarray(stored), exif=exif.tobytes()), ("loaded", shown, 8))
+    add("cat/exif_rotated.jpg", jpeg_bytes(stored, quality=95, exif=exif.tobytes()), ("loaded", shown, 8))
     frames = [Image.fromarray(crops[8 + i]) for i in range(3)]
     buf = io.BytesIO()
     frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:], duration=40, loop=0)
     first = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
     add("dog/animated.gif", buf.getvalue(), ("loaded", first, 0))
-    add("dog/one_pixel.png", _png(np.array([[[200, 100, 50]]], np.uint8)),
+    add("dog/one_pixel.png", png_bytes(np.array([[[200, 100, 50]]], np.uint8)),
         ("loaded", np.broadcast_to(np.array([200, 100, 50], np.uint8), (S, S, 3)), 0))
     strip = np.repeat(np.linspace(0, 255, 600).astype(np.uint8)[None, :, None], 3, axis=-1)
     resized = np.asarray(Image.fromarray(strip).resize((S, S), Image.Resampling.BILINEAR))
-    add("dog/wide_1x600.png", _png(strip), ("loaded", resized, 0))
+    add("dog/wide_1x600.png", png_bytes(strip), ("loaded", resized, 0))
     tall = strip.transpose(1, 0, 2).copy()
-    add("dog/tall_600x1.png", _png(tall), ("loaded", np.asarray(Image.fromarray(tall).resize((S, S), Image.Resampling.BILINEAR)), 0))
-    add("dog/ünïcødé 猫 ☃.png", _png(crops[11]), ("loaded", crops[11], 0))
-    add("dog/with  spaces .png", _png(crops[12]), ("loaded", crops[12], 0))
-    add("dog/nested/deeper/inner.png", _png(crops[13]), ("loaded", crops[13], 0))
-    add("dog/.hidden.png", _png(crops[14]), ("ignored",))
-    add("dog/.hidden_dir/x.png", _png(crops[15]), ("ignored",))
+    add("dog/tall_600x1.png", png_bytes(tall), ("loaded", np.asarray(Image.fromarray(tall).resize((S, S), Image.Resampling.BILINEAR)), 0))
+    add("dog/ünïcødé 猫 ☃.png", png_bytes(crops[11]), ("loaded", crops[11], 0))
+    add("dog/with  spaces .png", png_bytes(crops[12]), ("loaded", crops[12], 0))
+    add("dog/nested/deeper/inner.png", png_bytes(crops[13]), ("loaded", crops[13], 0))
+    add("dog/.hidden.png", png_bytes(crops[14]), ("ignored",))
+    add("dog/.hidden_dir/x.png", png_bytes(crops[15]), ("ignored",))
     add("dog/notes.txt", b"not an image", ("ignored",))
     add("dog/labels.csv", b"a,b\n1,2\n", ("ignored",))
     add("dog/bomb.png", bomb_png(50_000, 50_000), ("skipped", "too_large"))
     add("dog/moderate_bomb.png", bomb_png(12_000, 12_000), ("skipped", "too_large"))  # below Pillow's own error
     add("README.md", b"files beside the class folders are not classes", ("ignored",))
-    for rel, data in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+    write_tree(root, files | {".hidden_class/x.png": png_bytes(crops[16])})
     (root / "empty_class").mkdir()
-    (root / ".hidden_class").mkdir()
-    (root / ".hidden_class" / "x.png").write_bytes(_png(crops[16]))
     return expect
 
 
@@ -206,22 +179,19 @@ def test_strict_fails_on_the_zoo_with_exit_1_and_writes_nothing(tmp_path, zoo):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.") and p.name != ".out.lock"]
 
 
-BAD_FILES = {
-    "empty": b"",
-    "truncated": _png(np.full((S, S, 3), 9, np.uint8) + np.arange(S, dtype=np.uint8)[:, None, None])[:60],
-    "undecodable": b"plain text with an image extension",
-    "too_large": bomb_png(30_000, 30_000),
-}
+GRADIENT = np.full((S, S, 3), 9, np.uint8) + np.arange(S, dtype=np.uint8)[:, None, None]
+BAD_FILES = {reason: broken_file(reason, GRADIENT) for reason in ("empty", "truncated", "undecodable", "too_large")}
+
+
+def _column(photo, cls: str, n: int, y: int, x: int, step: int = 30, name: str = "{i}.png") -> dict:
+    """n S x S crops of ``photo`` for class ``cls``, going down from (y, x) by ``step``."""
+    return {f"{cls}/{name.format(i=i)}": square(photo, y + step * i, x, S) for i in range(n)}
 
 
 @pytest.mark.parametrize("reason", sorted(BAD_FILES))
 def test_each_kind_of_bad_file_is_fatal_under_strict_and_skipped_otherwise(tmp_path, photo, reason):
-    root = tmp_path / "imgs"
-    for k, cls in enumerate(["a", "b"]):
-        for i in range(3):
-            (root / cls).mkdir(parents=True, exist_ok=True)
-            Image.fromarray(photo[100 + 30 * i: 100 + 30 * i + S, 100 + 40 * k: 100 + 40 * k + S]).save(root / cls / f"{i}.png")
-    (root / "b" / "bad.png").write_bytes(BAD_FILES[reason])
+    root = write_tree(tmp_path / "imgs", _column(photo, "a", 3, 100, 100) | _column(photo, "b", 3, 100, 140)
+                      | {"b/bad.png": BAD_FILES[reason]})
     strategy = write_strategy(tmp_path / "s.yaml", ZOO_STRATEGY.format(root=root, size=S))
     res = invoke("run", strategy, "--out", tmp_path / "strict", "--strict")
     assert res.exit_code == 1 and len(res.stderr.splitlines()) == 1
@@ -235,11 +205,11 @@ def test_each_kind_of_bad_file_is_fatal_under_strict_and_skipped_otherwise(tmp_p
 
 def test_max_pixels_from_the_strategy_protects_memory(tmp_path, photo):
     """dataset.max_pixels: images above the limit are skipped as too_large before decoding."""
-    root = tmp_path / "sizes"
-    (root / "a").mkdir(parents=True)
-    Image.fromarray(photo[:20, :20]).save(root / "a/small.png")      # 400 px
-    Image.fromarray(photo[:40, :40]).save(root / "a/large.png")      # 1,600 px
-    Image.fromarray(photo[50:70, 50:70]).save(root / "a/small2.png")
+    root = write_tree(tmp_path / "sizes", {
+        "a/small.png": square(photo, 0, 0, 20),  # 400 px
+        "a/large.png": square(photo, 0, 0, 40),  # 1,600 px
+        "a/small2.png": square(photo, 50, 50, 20),
+    })
     text = ZOO_STRATEGY.format(root=root, size=20).replace("image_size: 20", "image_size: 20, max_pixels: 1000")
     strategy = write_strategy(tmp_path / "s.yaml", text)
     res = invoke("run", strategy, "--out", tmp_path / "out", "--json", "-q")
@@ -253,10 +223,7 @@ def test_max_pixels_from_the_strategy_protects_memory(tmp_path, photo):
 
 def test_single_class_dataset_runs_end_to_end(tmp_path, photo):
     """One class: split, outliers and label-error checks, balancing and mixing still work."""
-    root = tmp_path / "one"
-    (root / "only").mkdir(parents=True)
-    for i in range(12):
-        Image.fromarray(photo[100 + 20 * i: 100 + 20 * i + S, 150: 150 + S]).save(root / "only" / f"{i:02d}.png")
+    root = write_tree(tmp_path / "one", _column(photo, "only", 12, 100, 150, step=20, name="{i:02d}.png"))
     strategy = write_strategy(tmp_path / "s.yaml", f"""\
 dataset: {{source: "{root}", image_size: {S}}}
 clean: {{outliers: {{action: flag}}, label_errors: {{action: flag}}}}
@@ -274,10 +241,7 @@ augment:
 
 
 def test_a_folder_of_only_bad_files_is_a_data_error(tmp_path):
-    root = tmp_path / "bad"
-    (root / "a").mkdir(parents=True)
-    for reason, data in BAD_FILES.items():
-        (root / "a" / f"{reason}.png").write_bytes(data)
+    root = write_tree(tmp_path / "bad", {f"a/{reason}.png": data for reason, data in BAD_FILES.items()})
     strategy = write_strategy(tmp_path / "s.yaml", ZOO_STRATEGY.format(root=root, size=S))
     res = invoke("run", strategy, "--out", tmp_path / "out")
     assert res.exit_code == 1 and "no readable images (4 skipped)" in res.stderr
@@ -286,10 +250,7 @@ def test_a_folder_of_only_bad_files_is_a_data_error(tmp_path):
 
 def test_cleaning_that_drops_every_sample_is_a_data_error(tmp_path):
     """A folder of blank images: nothing survives cleaning, so the run says so (exit 1, no output)."""
-    root = tmp_path / "blank"
-    (root / "a").mkdir(parents=True)
-    for i in range(3):
-        Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(root / "a" / f"{i}.png")
+    root = write_tree(tmp_path / "blank", {f"a/{i}.png": np.full((8, 8, 3), 40 * i, np.uint8) for i in range(3)})
     strategy = write_strategy(tmp_path / "s.yaml", f'dataset: {{source: "{root}"}}\naugment: {{copies: 1}}\n')
     res = invoke("run", strategy, "--out", tmp_path / "out")
     assert res.exit_code == 1 and len(res.stderr.splitlines()) == 1 and "internal error" not in res.stderr
@@ -301,15 +262,12 @@ def test_a_file_changed_during_the_run_is_a_data_error(tmp_path, photo, monkeypa
     """Folders are decoded twice (scan, then augment): a file truncated in between fails cleanly."""
     import augcli.datasets.source as source
 
-    root = tmp_path / "imgs"
-    (root / "a").mkdir(parents=True)
-    for i in range(4):
-        Image.fromarray(photo[100 + 30 * i: 100 + 30 * i + S, 150: 150 + S]).save(root / "a" / f"{i}.png")
+    root = write_tree(tmp_path / "imgs", _column(photo, "a", 4, 100, 150))
     real_scan = source.scan_folder
 
     def scan_then_truncate(*args, **kwargs):
         result = real_scan(*args, **kwargs)
-        (root / "a" / "2.png").write_bytes(b"")
+        (root / "a" / "2.png").write_bytes(broken_file("empty"))
         return result
 
     monkeypatch.setattr(source, "scan_folder", scan_then_truncate)

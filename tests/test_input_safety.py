@@ -5,11 +5,10 @@ never writes through a planted link; long output names work."""
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import fingerprint, invoke, write_strategy
+from tests.helpers import fingerprint, invoke, square, write_strategy, write_tree
 
 
 def _everything(folder: Path) -> dict:
@@ -24,12 +23,8 @@ def _everything(folder: Path) -> dict:
 def project(tmp_path, photo, monkeypatch):
     """A user's project folder: photos/<class>/*.png (2 classes x 8) and the strategy beside them."""
     monkeypatch.chdir(tmp_path)
-    root = tmp_path / "photos"
-    for c, name in enumerate(["cat", "dog"]):
-        (root / name).mkdir(parents=True)
-        for i in range(8):
-            y, x = 20 * i + 60 * c, 25 * i
-            Image.fromarray(np.ascontiguousarray(photo[y:y + 48, x:x + 48])).save(root / name / f"{i}.png")
+    write_tree(tmp_path / "photos", {f"{name}/{i}.png": square(photo, 20 * i + 60 * c, 25 * i, 48)
+                                     for c, name in enumerate(["cat", "dog"]) for i in range(8)})
     write_strategy(tmp_path / "s.yaml", "version: 1\nseed: 0\ndataset: {source: photos, image_size: [16, 16]}\n"
                                         "augment: {copies: 1, pipeline: [hflip]}\noutput: {format: png}\n")
     return tmp_path

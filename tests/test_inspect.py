@@ -5,26 +5,21 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from augcli.clean.phash import hamming, phash64
 from augcli.rng import Streams
-from tests.helpers import fingerprint, invoke, write_strategy
+from tests.helpers import broken_file, fingerprint, invoke, jpeg_bytes, square, write_strategy, write_tree
 
 
 @pytest.fixture
 def broken_folder(tmp_path, photo):
-    root = tmp_path / "imgs"
-    for c, name in enumerate(["a", "b"]):
-        (root / name).mkdir(parents=True)
-        for i in range(8):
-            Image.fromarray(photo[30 * i:30 * i + 64, 100 * c:100 * c + 64]).save(root / name / f"{i}.png")
-    (root / "a" / "zero.png").write_bytes(b"")
-    good = (root / "b" / "0.png").read_bytes()
-    (root / "b" / "cut.png").write_bytes(good[:200])
-    (root / "b" / "text.jpg").write_text("this is not an image")
-    Image.fromarray(photo[300:364, 300:364]).save(root / "b" / "jpeg_named.png", format="JPEG")
-    return root
+    images = {f"{name}/{i}.png": square(photo, 30 * i, 100 * c, 64) for c, name in enumerate(["a", "b"]) for i in range(8)}
+    return write_tree(tmp_path / "imgs", images | {
+        "a/zero.png": broken_file("empty"),
+        "b/cut.png": broken_file("truncated", images["b/0.png"]),
+        "b/text.jpg": broken_file("undecodable"),
+        "b/jpeg_named.png": jpeg_bytes(square(photo, 300, 300, 64)),
+    })
 
 
 def test_inspect_lists_corrupt_files_and_changes_nothing(tmp_path, broken_folder):

@@ -15,7 +15,7 @@ from PIL import Image
 
 from augcli.datasets import load_folder
 from augcli.io.encoders import safe_name, unique_names
-from tests.helpers import invoke, write_strategy
+from tests.helpers import broken_file, invoke, png_bytes, square, write_strategy, write_tree
 
 # Ids and class names an attacker (or an unlucky dataset) might carry.
 CRAFTED_IDS = [
@@ -82,17 +82,13 @@ def _folder_name_zoo(root: Path, photo) -> dict:
     """Class folders and files with names that try to break JSON lines and CSV rows."""
     classes = ['=cmd,"x"\ninjected', "-flag", "plain"]
     names = ['evil\n{"file":"forged.png"}.png', 'a,b".png', "=1+1.png", "+SUM(A1).png", "@x.png", "-2.png", "ok.png"]
-    ids = {}
-    for c, cls in enumerate(classes):
-        for i, name in enumerate(names):
-            crop = photo[40 + 25 * i: 40 + 25 * i + 16, 60 + 80 * c: 60 + 80 * c + 16]
-            (root / cls).mkdir(parents=True, exist_ok=True)
-            Image.fromarray(crop).save(root / cls / name, format="PNG")
-            ids[f"{cls}/{name}"] = cls
-        (root / cls / "=empty,\n.png").write_bytes(b"")  # a finding with a crafted name
+    images = {f"{cls}/{name}": square(photo, 40 + 25 * i, 60 + 80 * c, 16)
+              for c, cls in enumerate(classes) for i, name in enumerate(names)}
+    ids = {f"{cls}/{name}": cls for cls in classes for name in names}
+    empties = {f"{cls}/=empty,\n.png": broken_file("empty") for cls in classes}  # findings with crafted names
     # an exact copy under a crafted name: a duplicate finding whose partner is crafted too
-    (root / "plain" / '"dup",=HYPERLINK().png').write_bytes((root / "plain" / "ok.png").read_bytes())
     ids['plain/"dup",=HYPERLINK().png'] = "plain"
+    write_tree(root, images | empties | {'plain/"dup",=HYPERLINK().png': png_bytes(images["plain/ok.png"])})
     return ids
 
 

@@ -5,20 +5,11 @@ import pytest
 
 from augcli.pipeline import Pipeline
 from augcli.rng import Streams, hash_ids, sample_keys
-from augcli.transforms import REGISTRY, build, load_all
-from augcli.transforms.containers import Container
+from augcli.transforms import REGISTRY, build
 from augcli.transforms.mixing import MixPool, one_hot
+from tests.helpers import assert_contract, make_transform, registered
 
-load_all()
-NAMES = sorted(REGISTRY)
-
-
-def make(name, p=1.0):
-    """A transform with its defaults at probability p (containers get two small children)."""
-    cls = REGISTRY[name]
-    if issubclass(cls, Container):
-        return build({name: {"transforms": [{"brightness": {"p": 1.0}}, {"hflip": {"p": 1.0}}], "p": p}})
-    return build({name: {"p": p}})
+NAMES = registered()
 
 
 def batch(rgb, n=9, h=14, w=12, seed=0):
@@ -52,23 +43,19 @@ def keys_for(n, copy=0):
 @pytest.mark.parametrize("rgb", [False, True], ids=["gray", "rgb"])
 @pytest.mark.parametrize("name", NAMES)
 def test_contract(name, rgb):
-    t = make(name)
+    t = make_transform(name)
     x = batch(rgb)
     before = x.copy()
     keys = keys_for(len(x))
-    params = t.sample(Streams(keys), x.shape)
-    y = apply(t, x, params=params)
+    y = assert_contract(t, x, lambda b, k: apply(t, b, k), keys, cuts=[(0, 1), (1, 5), (5, 9)])
 
+    # replaying the sampled parameters gives the same bytes
+    params = t.sample(Streams(keys), x.shape)
+    replayed = apply(t, x, params=params)
+    assert replayed.dtype == np.uint8 and np.array_equal(replayed, y)
     assert np.array_equal(x, before), "input was modified"
-    assert y.dtype == np.uint8
-    assert y.shape == t.output_shape(x.shape)
     assert all(v.shape[0] == len(x) for v in params.values() if isinstance(v, np.ndarray)), "params must lead with N"
 
-    # determinism: the same keys give the same bytes
-    assert np.array_equal(y, apply(t, x, keys))
-    # batch invariance: splitting the batch (with each sample's own key) changes nothing
-    parts = [apply(t, x[a:b], keys[a:b]) for a, b in [(0, 1), (1, 5), (5, 9)]]
-    assert np.array_equal(y, np.concatenate(parts))
     # empty batch
     empty = apply(t, x[:0], keys[:0])
     assert empty.shape[0] == 0 and empty.dtype == np.uint8
@@ -79,9 +66,9 @@ def test_contract(name, rgb):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_p0_is_identity(name):
-    if make(name).changes_shape:
+    if make_transform(name).changes_shape:
         pytest.skip("size-changing transforms require p=1")
-    t = make(name, p=0.0)
+    t = make_transform(name, p=0.0)
     x = batch(True)
     assert np.array_equal(apply(t, x, keys_for(len(x))), x)
 
@@ -89,7 +76,7 @@ def test_p0_is_identity(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_does_something_at_p1(name):
     """A transform at p=1 changes at least one image of a varied batch (its defaults are not no-ops)."""
-    t = make(name)
+    t = make_transform(name)
     x = batch(True, n=16)
     y = apply(t, x, keys_for(len(x)))
     assert y.shape != x.shape or not np.array_equal(y, x)
