@@ -195,7 +195,7 @@ def test_input_runs_the_strategy_on_an_earlier_output(strategy, tmp_path):
     kept = 480 - report["clean"]["removed"]
     assert report["clean"]["removed"] > 0 and len(data["labels"]) == kept * 2
     assert len(set(data["ids"])) == kept, "copy ids are made unique (id#k)"
-    assert json.loads((second / "report.json").read_text())["source"]["path"].endswith("train.npz")
+    assert json.loads((second / "report.json").read_text())["dataset"]["source"].endswith("train.npz")
 
 
 def test_python_api_matches_the_cli(strategy, tmp_path):

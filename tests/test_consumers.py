@@ -276,7 +276,7 @@ def test_torch_dataloader_over_npz_mixes_classes(outputs):
 @pytest.mark.parametrize("fmt", ["png", "tar"])
 def test_run_reports_give_the_real_image_shape(outputs, fmt):
     report = json.loads((outputs[fmt] / "report.json").read_text(encoding="utf-8"))
-    assert report["source"]["image_shape"] == [SIDE, SIDE, 3]
+    assert report["dataset"]["image_shape"] == [SIDE, SIDE, 3]
     assert f"image shape ({SIDE}, {SIDE}, 3)" in (outputs[fmt] / "report.md").read_text(encoding="utf-8")
 
 
@@ -284,8 +284,8 @@ def test_inspect_and_dry_run_give_the_real_image_shape(outputs, tmp_path):
     out = tmp_path / "inspect"
     res = invoke("inspect", outputs["source"], "-o", out, "-q")
     assert res.exit_code == 0, res.output
-    assert json.loads((out / "inspect.json").read_text(encoding="utf-8"))["source"]["image_shape"] == [SIDE, SIDE, 3]
+    assert json.loads((out / "inspect.json").read_text(encoding="utf-8"))["dataset"]["image_shape"] == [SIDE, SIDE, 3]
     assert f"image shape ({SIDE}, {SIDE}, 3)" in (out / "inspect.md").read_text(encoding="utf-8")
     res = invoke("run", _strategy(tmp_path, outputs["source"], "png"), "--out", tmp_path / "dry", "--dry-run", "--json", "-q")
     assert res.exit_code == 0, res.output
-    assert json.loads(res.output)["source"]["image_shape"] == [SIDE, SIDE, 3]
+    assert json.loads(res.output)["dataset"]["image_shape"] == [SIDE, SIDE, 3]

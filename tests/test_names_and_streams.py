@@ -101,7 +101,7 @@ def test_names_that_are_not_utf8_are_skipped_and_reported(tmp_path):
     report = json.loads(res.stdout)
     assert _skipped(report) == {"cat/bad\\xff.png": "bad_name", "dog/sub\\xfe/inner.png": "bad_name",
                                 "bird\\xfd/": "bad_name"}
-    assert report["source"]["classes"] == ["cat", "dog"]
+    assert report["dataset"]["classes"] == ["cat", "dog"]
     with open(out / "quarantine.csv", encoding="utf-8", newline="") as fh:
         rows = {r["id"]: r["reason"] for r in csv.DictReader(fh) if r["reason"] == "bad_name"}
     assert rows == _skipped(report)

@@ -274,7 +274,7 @@ def test_an_error_in_the_main_process_stops_the_workers_before_the_cleanup(tmp_p
         monkeypatch.setattr(shards.ProgressLog, "record", fail_once_both_workers_hang)
         extra = ["--shard-size", 8]
     else:
-        monkeypatch.setattr(engine, "_add_counts", fail_once_both_workers_hang)
+        monkeypatch.setattr(engine, "add_counts", fail_once_both_workers_hang)
         extra = []
     at_cleanup = []
     real_rmtree = shutil.rmtree

@@ -10,7 +10,7 @@ from augcli.cli import options
 from augcli.cli.progress import progress_tick
 from augcli.evaluation.api import Settings, check_gate, evaluate as run_evaluation
 from augcli.evaluation.models import DEFAULT_MODELS, DEFAULT_ONLINE_MODELS, MODELS
-from augcli.evaluation.report import diff_text, mean_ci_text, pct
+from augcli.reporting.text import diff_text, mean_ci_text, pct
 from augcli.config.strategy import load_strategy
 
 

@@ -8,7 +8,7 @@ import click
 
 from augcli.cli import options
 from augcli.cli.progress import make_progress
-from augcli.reporting.run_report import IDENTICAL_WARN_SHARE, identical_notes, missing_class_notes
+from augcli.reporting.notes import IDENTICAL_WARN_SHARE, identical_notes, missing_class_notes
 from augcli.engine.runner import RunOptions, run as run_strategy
 from augcli.config.strategy import load_strategy
 
@@ -63,7 +63,7 @@ def summary(report: dict, dry_run: bool) -> str:
     """A few lines for the terminal: what went in, what was skipped or removed, what came out."""
     counts = report["counts"]
     loaded = sum(counts["loaded"].values())
-    lines = [f"loaded {loaded} samples ({len(report['source']['classes'])} classes) from {report['source']['path']}"]
+    lines = [f"loaded {loaded} samples ({len(report['dataset']['classes'])} classes) from {report['dataset']['source']}"]
     if report["skipped"]["count"]:
         reasons = ", ".join(f"{k}: {v}" for k, v in report["skipped"]["by_reason"].items())
         lines.append(f"skipped {report['skipped']['count']} unreadable file(s) ({reasons})")

@@ -9,7 +9,7 @@ import click
 from augcli.cli import options
 from augcli.cli.progress import progress_tick
 from augcli.evaluation.models import MODELS
-from augcli.evaluation.report import diff_text, mean_ci_text
+from augcli.reporting.text import diff_text, mean_ci_text
 from augcli.policy_search.api import Settings, search as run_search, space_for
 from augcli.policy_search.methods import METHODS
 from augcli.config.strategy import load_strategy

@@ -180,14 +180,15 @@ def augment_dataset(
             images[lo:hi] = chunk
             out_labels[lo:hi] = chunk_labels
             ops.extend(chunk_ops)
-            _add_counts(fired, chunk_fired)
-            _add_counts(suppressed, chunk_supp)
+            add_counts(fired, chunk_fired)
+            add_counts(suppressed, chunk_supp)
             if progress:
                 progress(hi - lo)
     hard = dataset.labels if dataset.labels.ndim == 1 else dataset.labels.argmax(axis=1)
     return Augmented(images, out_labels, dataset.ids[source], source, copy, ops, fired, suppressed, hard[source])
 
 
-def _add_counts(total: dict, part: dict) -> None:
+def add_counts(total: dict, part: dict) -> None:
+    """Add ``part``'s counts into ``total`` (name -> count), keeping first-seen order."""
     for name, n in part.items():
         total[name] = total.get(name, 0) + n

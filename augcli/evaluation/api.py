@@ -14,17 +14,19 @@ import importlib.util
 import time
 from functools import partial
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
-from augcli import __version__
 from augcli.engine import runner
+from augcli.datasets.base import Dataset
 from augcli.errors import UsageError
 from augcli.evaluation import models as M
-from augcli.evaluation.plots import write_png
 from augcli.evaluation.protocol import Context, Settings, require_samples, run_all
-from augcli.evaluation.report import aggregate, check_gate, clean_json, gate_failures, pct, to_markdown, write_json
+from augcli.evaluation import report as R
+from augcli.evaluation.report import check_gate
 from augcli.io.atomic import AtomicFolder, check_target
 from augcli.io.guard import strategy_inputs
+from augcli.pipeline import Pipeline
+from augcli.reporting.text import clean_json
 from augcli.config.strategy import Strategy
 
 __all__ = ["Settings", "evaluate", "check_gate", "output_dir"]
@@ -77,9 +79,19 @@ def cleaning_plan(strategy: Strategy) -> tuple[Strategy, int | None, int | None]
     return dataclasses.replace(strategy, config=config), near, folds
 
 
-def prepare(strategy: Strategy, limit: int | None, command: str):
-    """What evaluate and search start from: (loaded, cleaned, removed, pipeline, near_distance,
-    label_folds), cleaned without label-based checks (those run per training split later)."""
+class Prepared(NamedTuple):
+    """What evaluate and search start from (a tuple, so it unpacks as one)."""
+
+    loaded: Dataset
+    cleaned: Dataset            # without label-based checks: those run per training split later
+    removed: list[dict]         # the cleaning findings
+    pipeline: Pipeline
+    near_distance: int | None   # pHash leakage radius, or None
+    label_folds: int | None     # folds of the per-split label-error check, or None
+
+
+def prepare(strategy: Strategy, limit: int | None, command: str) -> Prepared:
+    """The dataset loaded and cleaned, the strategy's pipeline checked against the image size."""
     loaded = runner.load_dataset(strategy, limit=limit)
     label_free, near_distance, label_folds = cleaning_plan(strategy)
     cleaned, removed = runner.clean_dataset(label_free, loaded)
@@ -88,7 +100,7 @@ def prepare(strategy: Strategy, limit: int | None, command: str):
     if tuple(shape) != cleaned.image_shape:
         raise UsageError(f"{strategy.path}: augment.pipeline changes the image size {cleaned.image_shape[:2]} -> "
                          f"{tuple(shape)[:2]}; {command} needs augmented images the size of the test images")
-    return loaded, cleaned, removed, pipeline, near_distance, label_folds
+    return Prepared(loaded, cleaned, removed, pipeline, near_distance, label_folds)
 
 
 def adaptive_section(strategy: Strategy) -> dict | None:
@@ -97,48 +109,18 @@ def adaptive_section(strategy: Strategy) -> dict | None:
     return section if section.get("enabled") else None
 
 
-def _adaptive_note(settings: Settings, adaptive: dict) -> str:
-    if not settings.online:
-        return "The strategy's adaptive: section is enabled but applies to --online only; not used here."
-    held_out = (f"{pct(adaptive['val_fraction'], 0)}% of each class of the training split is held out (hash-ranked, "
-                "seed S+r) and not trained on; each pass draws the rest" if adaptive["metric"] == "gap" else
-                "each pass draws the whole training split (the confidence measure needs no held-out part)")
-    return (f"Adaptive online arm (the strategy's adaptive: section): {held_out}, every sample augmented with "
-            "probability p (the other arms are unchanged). After each pass the "
-            f"model's {'train - val accuracy' if adaptive['metric'] == 'gap' else 'mean top-class probability'} on the "
-            f"real images is measured; every {adaptive['interval']} pass(es) p moves by {adaptive['step']:g} towards "
-            f"the target {adaptive['target']:g} (ADA's sign rule), from {adaptive['p_init']:g} within [0, "
-            f"{adaptive['p_max']:g}].")
+def check_samples(cleaned: Dataset, settings: Settings) -> None:
+    """Refuse (DataError) before any work: scikit-learn would fail deep inside."""
+    for fraction in settings.fractions:
+        require_samples(cleaned, fraction, 1, 3 if "knn" in settings.models else 2, "evaluate",
+                        "every model needs two classes, knn 3 images (n_neighbors=3), and the test split one")
 
 
-def _notes(settings: Settings, aug: dict) -> list[str]:
-    balance = aug["balance"]["target"]
-    notes = [
-        "Repeat r uses seed S+r (S = the strategy seed) for the split, the augmentation draws and every model's "
-        "random_state; all arms of a repeat share them, so differences are paired.",
-        "Train: the given fraction of each class of the cleaned dataset (hash-ranked stratified split); test: all the "
-        "rest, never augmented. The strategy's split section is not used.",
-        "Cleaning (the strategy's clean section) runs once on the whole dataset before splitting, except "
-        "label-error detection, which sees labels: it runs on each training split only. Training images that "
-        "duplicate a test image (equal pixels, or within clean.leakage.max_distance pHash bits) are removed from "
-        "the training side, and so are augmented images equal to a test image (leak_removed, "
-        "leak_removed_augmented, label_errors_removed in evaluate.json).",
-        f"Augmented training set: exactly what `augcli run` writes for the training split: {aug['copies']} copies "
-        f"per image{' (raised by class balancing to ' + str(balance) + ')' if balance is not None else ''}, "
-        f"originals {'kept' if aug['keep_originals'] else 'not kept'}.",
-        "Soft labels (mixup, cutmix) train as one weighted row per class (sample_weight = label mass); models "
-        "without sample_weight (knn) use the argmax class.",
-        "Statistics: mean and 95% Student-t interval over repeats; paired differences with a t interval and the "
-        "paired t-test (scipy.stats.ttest_rel); per-class accuracy = recall of that class on the test split.",
-    ]
-    if settings.online:
-        notes.append(
-            f"Online: every arm trains by {settings.epochs} partial_fit passes of len(train) samples each, from the "
-            "same initial weights - original: the originals every pass; offline: the augmented training set above, "
-            "read in windows of len(train) rows ordered by (copy, source), so without balancing pass e is copy "
-            "e mod (copies+1); online: pass e is a fresh draw Pipeline(images, ids, copy=e+1) of the training "
-            "split (no originals).")
-    return notes
+def _context(strategy: Strategy, settings: Settings, prepared: Prepared, adaptive: dict | None) -> Context:
+    aug = strategy.section("augment")
+    return Context(prepared.cleaned, prepared.pipeline, partial(runner.train_copies, aug), aug["keep_originals"],
+                   strategy.seed, settings, near_distance=prepared.near_distance, label_folds=prepared.label_folds,
+                   adaptive=adaptive if settings.online else None)
 
 
 def evaluate(strategy: Strategy, settings: Settings, out: str | None = None, overwrite: bool = False,
@@ -153,42 +135,15 @@ def evaluate(strategy: Strategy, settings: Settings, out: str | None = None, ove
     check_settings(settings, fail_if_worse)
     target = output_dir(strategy, out)
     check_target(target, overwrite, strategy_inputs(strategy))  # before any work: exit 2, nothing touched
-    loaded, cleaned, removed, pipeline, near_distance, label_folds = prepare(strategy, limit, "evaluate")
-    for fraction in settings.fractions:  # before any work: scikit-learn would fail deep inside
-        require_samples(cleaned, fraction, 1, 3 if "knn" in settings.models else 2, "evaluate",
-                        "every model needs two classes, knn 3 images (n_neighbors=3), and the test split one")
-    aug = strategy.section("augment")
+    prepared = prepare(strategy, limit, "evaluate")
+    check_samples(prepared.cleaned, settings)
     adaptive = adaptive_section(strategy)
-    ctx = Context(cleaned, pipeline, partial(runner.train_copies, aug), aug["keep_originals"], strategy.seed, settings,
-                  near_distance=near_distance, label_folds=label_folds, adaptive=adaptive if settings.online else None)
-    results = run_all(ctx, progress)
-    report = {
-        "augcli_version": __version__,
-        "strategy": {"path": strategy.path, "name": strategy.name, "sha256": strategy.sha256, "seed": strategy.seed,
-                     "overrides": list(overrides)},
-        "dataset": {"source": strategy.section("dataset")["source"], "loaded": len(loaded), "samples": len(cleaned),
-                    "removed_by_cleaning": len(loaded) - len(cleaned), "cleaning_records": len(removed),
-                    "classes": list(cleaned.class_names), "image_shape": list(cleaned.image_shape)},
-        "protocol": {"models": list(settings.models), "fractions": list(settings.fractions),
-                     "repeats": settings.repeats, "arms": list(settings.arms),
-                     "comparisons": [list(c) for c in settings.comparisons], "online": settings.online,
-                     "epochs": settings.epochs if settings.online else None, "pca": settings.pca, "limit": limit,
-                     "copies": aug["copies"], "keep_originals": aug["keep_originals"],
-                     "leakage_max_distance": near_distance, "label_error_folds": label_folds,
-                     "model_specs": {m: M.describe(m, settings.pca) for m in settings.models},
-                     "notes": _notes(settings, aug)},
-        "results": aggregate(results, settings, min_gain),
-        "gate": {"enabled": bool(fail_if_worse), "min_gain": float(min_gain)},
-    }
-    if adaptive:  # only then: reports of strategies without the section stay as they were
-        report["protocol"]["adaptive"] = {**adaptive, "applied": settings.online}
-        report["protocol"]["notes"].append(_adaptive_note(settings, adaptive))
-    report["gate"]["failures"] = gate_failures(report)
+    results = run_all(_context(strategy, settings, prepared, adaptive), progress)
+    report = R.build_report(strategy, settings, prepared, results, limit=limit, min_gain=min_gain,
+                            fail_if_worse=fail_if_worse, overrides=overrides, adaptive=adaptive)
     report["performance"] = {"seconds": time.perf_counter() - started, "jobs": settings.jobs, "tasks": len(results)}
     report = clean_json(report)
     with AtomicFolder(target, overwrite, inputs=strategy_inputs(strategy)) as tmp:
-        write_json(tmp / "evaluate.json", report)
-        (tmp / "evaluate.md").write_text(to_markdown(report), encoding="utf-8")
-        write_png(tmp / "evaluate.png", report)
-    report["output"] = {"dir": str(target), "files": ["evaluate.json", "evaluate.md", "evaluate.png"]}
+        R.write_files(tmp, report)
+    report["output"] = {"dir": str(target), "files": list(R.FILES)}
     return report

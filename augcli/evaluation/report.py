@@ -1,89 +1,94 @@
-"""Evaluation results -> ``evaluate.json`` (machines), ``evaluate.md`` (people) and the quality gate."""
+"""Evaluation results -> ``evaluate.json`` (machines), ``evaluate.md`` (people), ``evaluate.png``
+and the quality gate. The protocol's prose lives here too: it is what the report says was done."""
 
 from __future__ import annotations
 
-import json
 import math
-import shlex
-import warnings
-
-import numpy as np
 
 from augcli.errors import GateError
-from augcli.evaluation import stats
+from augcli.evaluation import models as M
+from augcli.evaluation.plots import write_png
 from augcli.evaluation.protocol import Settings
+from augcli.evaluation.summary import aggregate
+from augcli.reporting.header import header_lines, report_header
+from augcli.reporting.text import diff_text, finish_command, mean_ci_text, p_text, pct, pp, write_json
+
+FILES = ["evaluate.json", "evaluate.md", "evaluate.png"]
 
 
-def _runs(results: list[dict], model: str, fraction: float) -> list[dict]:
-    runs = [r for r in results if r["model"] == model and r["fraction"] == fraction]
-    return sorted(runs, key=lambda r: r["repeat"])
+def build_report(strategy, settings: Settings, prepared, results: list[dict], *, limit: int | None, min_gain: float,
+                 fail_if_worse: bool, overrides=(), adaptive: dict | None = None) -> dict:
+    """The report (not yet ``clean_json``-ed): header, dataset counts, protocol, results and gate.
+
+    ``prepared`` is ``api.prepare``'s result; ``adaptive`` the strategy's enabled ``adaptive:`` section.
+    """
+    loaded, cleaned = prepared.loaded, prepared.cleaned
+    report = report_header("evaluate", strategy, cleaned.class_names, cleaned.image_shape, overrides)
+    report["dataset"].update(loaded=len(loaded), samples=len(cleaned), removed_by_cleaning=len(loaded) - len(cleaned),
+                             cleaning_records=len(prepared.removed))
+    report["protocol"] = _protocol(strategy.section("augment"), settings, prepared, limit)
+    report["results"] = aggregate(results, settings, min_gain)
+    report["gate"] = {"enabled": bool(fail_if_worse), "min_gain": float(min_gain)}
+    if adaptive:  # only then: reports of strategies without the section stay as they were
+        report["protocol"]["adaptive"] = {**adaptive, "applied": settings.online}
+        report["protocol"]["notes"].append(_adaptive_note(settings, adaptive))
+    report["gate"]["failures"] = gate_failures(report)
+    return report
 
 
-def _nanmean(rows) -> list:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a class absent from every test split stays NaN
-        return np.nanmean(np.asarray(rows, dtype=np.float64), axis=0).tolist()
+def _protocol(aug: dict, settings: Settings, prepared, limit: int | None) -> dict:
+    return {"models": list(settings.models), "fractions": list(settings.fractions),
+            "repeats": settings.repeats, "arms": list(settings.arms),
+            "comparisons": [list(c) for c in settings.comparisons], "online": settings.online,
+            "epochs": settings.epochs if settings.online else None, "pca": settings.pca, "limit": limit,
+            "copies": aug["copies"], "keep_originals": aug["keep_originals"],
+            "leakage_max_distance": prepared.near_distance, "label_error_folds": prepared.label_folds,
+            "model_specs": {m: M.describe(m, settings.pca) for m in settings.models},
+            "notes": _notes(settings, aug)}
 
 
-def _arm_summary(runs: list[dict], arm: str) -> dict:
-    acc = [r["arms"][arm]["accuracy"] for r in runs]
-    f1 = [r["arms"][arm]["macro_f1"] for r in runs]
-    return {"accuracy": {**stats.mean_ci(acc), "values": acc},
-            "macro_f1": {**stats.mean_ci(f1), "values": f1},
-            "per_class_accuracy": _nanmean([r["arms"][arm]["per_class"] for r in runs])}
+def _notes(settings: Settings, aug: dict) -> list[str]:
+    balance = aug["balance"]["target"]
+    notes = [
+        "Repeat r uses seed S+r (S = the strategy seed) for the split, the augmentation draws and every model's "
+        "random_state; all arms of a repeat share them, so differences are paired.",
+        "Train: the given fraction of each class of the cleaned dataset (hash-ranked stratified split); test: all the "
+        "rest, never augmented. The strategy's split section is not used.",
+        "Cleaning (the strategy's clean section) runs once on the whole dataset before splitting, except "
+        "label-error detection, which sees labels: it runs on each training split only. Training images that "
+        "duplicate a test image (equal pixels, or within clean.leakage.max_distance pHash bits) are removed from "
+        "the training side, and so are augmented images equal to a test image (leak_removed, "
+        "leak_removed_augmented, label_errors_removed in evaluate.json).",
+        f"Augmented training set: exactly what `augcli run` writes for the training split: {aug['copies']} copies "
+        f"per image{' (raised by class balancing to ' + str(balance) + ')' if balance is not None else ''}, "
+        f"originals {'kept' if aug['keep_originals'] else 'not kept'}.",
+        "Soft labels (mixup, cutmix) train as one weighted row per class (sample_weight = label mass); models "
+        "without sample_weight (knn) use the argmax class.",
+        "Statistics: mean and 95% Student-t interval over repeats; paired differences with a t interval and the "
+        "paired t-test (scipy.stats.ttest_rel); per-class accuracy = recall of that class on the test split.",
+    ]
+    if settings.online:
+        notes.append(
+            f"Online: every arm trains by {settings.epochs} partial_fit passes of len(train) samples each, from the "
+            "same initial weights - original: the originals every pass; offline: the augmented training set above, "
+            "read in windows of len(train) rows ordered by (copy, source), so without balancing pass e is copy "
+            "e mod (copies+1); online: pass e is a fresh draw Pipeline(images, ids, copy=e+1) of the training "
+            "split (no originals).")
+    return notes
 
 
-def _comparison(runs: list[dict], treatment: str, baseline: str, min_gain: float) -> dict:
-    def values(arm, metric):
-        return [r["arms"][arm][metric] for r in runs]
-
-    acc = stats.paired(values(treatment, "accuracy"), values(baseline, "accuracy"))
-    change = [np.asarray(r["arms"][treatment]["per_class"]) - np.asarray(r["arms"][baseline]["per_class"]) for r in runs]
-    return {
-        "treatment": treatment, "baseline": baseline,
-        "accuracy": acc,
-        "macro_f1": stats.paired(values(treatment, "macro_f1"), values(baseline, "macro_f1")),
-        "per_class_change": _nanmean(change),
-        "gated": baseline == "original",  # the gate asks "does augmenting help?", not online vs offline
-        "verdict": "better" if stats.above(acc, 0.0) else "worse" if stats.below(acc, 0.0) else "no clear difference",
-        "below_min_gain": stats.below(acc, min_gain),
-    }
-
-
-def _adaptive_summary(runs: list[dict]) -> dict:
-    """The adaptive online arm: final p over repeats and each repeat's trajectory (p after each update)."""
-    final = [(r["adaptive"]["p"] or [r["adaptive"]["p_init"]])[-1] for r in runs]
-    return {"final_p": {**stats.mean_ci(final), "values": final},
-            "n_fit": _mean_int(r["adaptive"]["n_fit"] for r in runs),
-            "n_val": _mean_int(r["adaptive"]["n_val"] for r in runs),
-            "trajectories": [{key: r["adaptive"][key] for key in ("p", "measure", "train", "val")} for r in runs]}
-
-
-def aggregate(results: list[dict], settings: Settings, min_gain: float = 0.0) -> list[dict]:
-    """One row per (model, fraction): per-arm summaries and the paired comparisons."""
-    rows = []
-    for model in settings.models:
-        for fraction in settings.fractions:
-            runs = _runs(results, model, fraction)
-            rows.append({
-                "model": model, "fraction": fraction, "repeats": len(runs),
-                "n_train": _mean_int(r["n_train"] for r in runs),
-                "n_augmented": _mean_int(r["n_augmented"] for r in runs),
-                "n_test": _mean_int(r["n_test"] for r in runs),
-                "leak_removed": sum(r["leak_removed"] for r in runs),
-                "leak_removed_augmented": sum(r["leak_removed_augmented"] for r in runs),
-                "label_errors_removed": sum(r["label_errors_removed"] for r in runs),
-                "arms": {arm: _arm_summary(runs, arm) for arm in settings.arms},
-                "comparisons": [_comparison(runs, t, b, min_gain) for t, b in settings.comparisons],
-            })
-            if runs and all("adaptive" in r for r in runs):
-                rows[-1]["adaptive"] = _adaptive_summary(runs)
-    return rows
-
-
-def _mean_int(values) -> float:
-    v = list(values)
-    return round(float(np.mean(v)), 1) if v else 0.0
+def _adaptive_note(settings: Settings, adaptive: dict) -> str:
+    if not settings.online:
+        return "The strategy's adaptive: section is enabled but applies to --online only; not used here."
+    held_out = (f"{pct(adaptive['val_fraction'], 0)}% of each class of the training split is held out (hash-ranked, "
+                "seed S+r) and not trained on; each pass draws the rest" if adaptive["metric"] == "gap" else
+                "each pass draws the whole training split (the confidence measure needs no held-out part)")
+    return (f"Adaptive online arm (the strategy's adaptive: section): {held_out}, every sample augmented with "
+            "probability p (the other arms are unchanged). After each pass the "
+            f"model's {'train - val accuracy' if adaptive['metric'] == 'gap' else 'mean top-class probability'} on the "
+            f"real images is measured; every {adaptive['interval']} pass(es) p moves by {adaptive['step']:g} towards "
+            f"the target {adaptive['target']:g} (ADA's sign rule), from {adaptive['p_init']:g} within [0, "
+            f"{adaptive['p_max']:g}].")
 
 
 def gate_failures(report: dict) -> list[dict]:
@@ -107,19 +112,6 @@ def check_gate(report: dict) -> None:
                     f"entirely below {pp(gate['min_gain'])} pp) for {names}; see evaluate.md")
 
 
-def clean_json(value):
-    """NaN/inf -> None and floats rounded to 6 places, recursively (JSON has no NaN)."""
-    if isinstance(value, dict):
-        return {k: clean_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [clean_json(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return round(float(value), 6) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
 def command_line(report: dict) -> str:
     """An ``augcli evaluate`` command that reproduces the results section of ``report``."""
     p = report["protocol"]
@@ -136,54 +128,15 @@ def command_line(report: dict) -> str:
     return finish_command(args, report)
 
 
-def finish_command(args: list[str], report: dict) -> str:
-    """``args`` plus the options every command shares (``--limit``, ``--set``), shell-quoted."""
-    p = report["protocol"]
-    args = args + (["--limit", str(p["limit"])] if p["limit"] else [])
-    for expr in report["strategy"]["overrides"]:
-        args += ["--set", expr]
-    return shlex.join(args)
-
-
-def pct(x, digits: int = 1) -> str:
-    """A fraction as a percentage, "-" when unknown."""
-    return "-" if x is None or not math.isfinite(x) else f"{100 * x:.{digits}f}"
-
-
-def pp(x) -> str:
-    """A difference of fractions as signed percentage points, "-" when unknown."""
-    return "-" if x is None or not math.isfinite(x) else f"{100 * x:+.2f}"
-
-
-def mean_ci_text(s: dict) -> str:
-    """"92.3 ± 0.8": a mean_ci summary in percent with the CI half-width."""
-    lo, hi = s["ci"]
-    if lo is None or not math.isfinite(lo):
-        return pct(s["mean"])
-    return f"{pct(s['mean'])} ± {100 * (hi - lo) / 2:.1f}"
-
-
-def diff_text(s: dict) -> str:
-    """"+0.62 [+0.21, +1.03]": a paired difference and its CI in percentage points."""
-    return f"{pp(s['mean'])} [{pp(s['ci'][0])}, {pp(s['ci'][1])}]"
-
-
-def _p(x) -> str:
-    return "-" if x is None or not math.isfinite(x) else (f"{x:.1e}" if x < 1e-3 else f"{x:.3f}")
-
-
 def to_markdown(report: dict) -> str:
     """``evaluate.md``: the protocol, the accuracy tables, per-class changes and the gate."""
-    p = report["protocol"]
-    arms = p["arms"]
-    lines = [f"# augcli evaluate: {report['strategy']['name']}", "",
-             f"Command: `{command_line(report)}`", "",
-             f"Strategy `{report['strategy']['path']}` (sha256 {report['strategy']['sha256'][:12]}, seed "
-             f"{report['strategy']['seed']}); dataset {report['dataset']['samples']} samples after cleaning "
-             f"({report['dataset']['removed_by_cleaning']} removed), {len(report['dataset']['classes'])} classes.", "",
-             "## Accuracy on the held-out test split (%, mean ± 95% CI over repeats)", "",
-             "| model | train fraction | train | " + " | ".join(arms) + " |",
-             "|---|---:|---:|" + "---:|" * len(arms)]
+    arms = report["protocol"]["arms"]
+    ds = report["dataset"]
+    lines = header_lines(report, f"augcli evaluate: {report['strategy']['name']}", command_line(report))
+    lines += [f"- after cleaning: {ds['samples']} samples ({ds['removed_by_cleaning']} removed)", "",
+              "## Accuracy on the held-out test split (%, mean ± 95% CI over repeats)", "",
+              "| model | train fraction | train | " + " | ".join(arms) + " |",
+              "|---|---:|---:|" + "---:|" * len(arms)]
     for row in report["results"]:
         lines.append(f"| {row['model']} | {pct(row['fraction'], 0)}% | {row['n_train']:g} | "
                      + " | ".join(mean_ci_text(row["arms"][a]["accuracy"]) for a in arms) + " |")
@@ -194,7 +147,7 @@ def to_markdown(report: dict) -> str:
         for c in row["comparisons"]:
             acc = c["accuracy"]
             lines.append(f"| {row['model']} | {pct(row['fraction'], 0)}% | {c['treatment']} - {c['baseline']} | "
-                         f"{diff_text(acc)} | {_p(acc['p_value'])} | {acc['wins']}/{acc['losses']}/{acc['ties']} | "
+                         f"{diff_text(acc)} | {p_text(acc['p_value'])} | {acc['wins']}/{acc['losses']}/{acc['ties']} | "
                          f"{diff_text(c['macro_f1'])} | {c['verdict']} |")
     lines += _adaptive_table(report) + _per_class_table(report) + _gate_lines(report) + _protocol_lines(report)
     return "\n".join(lines) + "\n"
@@ -254,7 +207,8 @@ def _protocol_lines(report: dict) -> list[str]:
     return lines
 
 
-def write_json(path, report: dict) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
-        json.dump(clean_json(report), fh, indent=2)
-        fh.write("\n")
+def write_files(folder, report: dict) -> None:
+    """``FILES`` into ``folder``."""
+    write_json(folder / "evaluate.json", report)
+    (folder / "evaluate.md").write_text(to_markdown(report), encoding="utf-8")
+    write_png(folder / "evaluate.png", report)

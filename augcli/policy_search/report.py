@@ -1,14 +1,25 @@
-"""Search results -> ``search.json``, ``search.md``, ``search.png`` and the tuned strategy's YAML."""
+"""Search results -> ``search.json``, ``search.md``, ``search.png`` and the tuned strategy's YAML.
+The protocol's prose lives here too: it is what the report says was done."""
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 
-from augcli.evaluation.report import diff_text, finish_command, mean_ci_text, pct
+from augcli.evaluation import models as M
+from augcli.evaluation.summary import aggregate
+from augcli.policy_search import scoring as S
+from augcli.policy_search.adaptive import STEP, TARGET
+from augcli.policy_search.methods import METHODS
 from augcli.policy_search.policy import from_json
+from augcli.policy_search.protocol import COPY_FACTORS, Settings, summary_scores
+from augcli.reporting.header import header_lines, report_header
+from augcli.reporting.text import clean_json, diff_text, finish_command, mean_ci_text, p_text, pct, write_json
+
+FILES = ["search.json", "search.md", "search.png", "tuned.yaml"]
 
 ARM_NAMES = {"original": "no augmentation", "input": "input strategy", "tuned": "tuned policy",
              "input_copies": "input pipeline at the tuned copies"}
@@ -17,6 +28,88 @@ ARM_NAMES = {"original": "no augmentation", "input": "input strategy", "tuned": 
 def arm_order(arms: dict) -> list[str]:
     """The arms present, in display order."""
     return [a for a in ("original", "input", "input_copies", "tuned") if a in arms]
+
+
+def build_report(strategy, settings: Settings, prepared, job, results: list[dict], *, limit: int | None, overrides=(),
+                 target: Path, tuned_path: Path) -> dict:
+    """The report (``clean_json``-ed, without performance): header, dataset counts, protocol, search
+    space, test results, the tuned policy and every repeat's search.
+
+    ``prepared`` is ``evaluation.api.prepare``'s result, ``job`` the search's ``protocol.Job``.
+    """
+    loaded, cleaned = prepared.loaded, prepared.cleaned
+    chosen, extra = results[0]["chosen"], results[0]["search"]["extra"]
+    report = report_header("search", strategy, cleaned.class_names, cleaned.image_shape, overrides)
+    report["dataset"].update(loaded=len(loaded), samples=len(cleaned), removed_by_cleaning=len(loaded) - len(cleaned))
+    report["protocol"] = _protocol(strategy.section("augment"), settings, job, chosen["copies"], limit)
+    report["space"] = job.space.to_json()
+    report["results"] = aggregate(results, job.ctx.settings)
+    report["tuned"] = {"chosen": chosen["name"], "entries": chosen["entries"], "policy": chosen["policy"],
+                       "cv_accuracy": summary_scores(results)["cv_accuracy_repeat0"],
+                       "description": describe(chosen["policy"], chosen["entries"])}
+    report["method"] = {k: v for k, v in extra.items() if k in ("p", "level", "distribution", "score")}
+    report["repeats"] = [_repeat_summary(r) for r in results]
+    report["output"] = {"dir": str(target), "tuned": str(tuned_path), "files": list(FILES)}
+    return clean_json(report)
+
+
+def _protocol(aug: dict, settings: Settings, job, tuned_copies: int, limit: int | None) -> dict:
+    return {"method": settings.method, "model": settings.model, "model_spec": M.describe(settings.model, None),
+            "budget": settings.effective_budget, "budget_unit": METHODS[settings.method].budget_unit,
+            "folds": settings.folds, "fraction": settings.fraction, "repeats": settings.repeats, "limit": limit,
+            "copies": aug["copies"], "copies_choice": "cv" if settings.copies is None else "fixed",
+            "copies_ladder": job.ladder(), "tuned_copies": tuned_copies,
+            "keep_originals": aug["keep_originals"], "options": dict(settings.options), "notes": _notes(settings)}
+
+
+def _notes(settings: Settings) -> list[str]:
+    method = METHODS[settings.method]
+    return [
+        f"Method {settings.method}: {method.summary}; budget {settings.effective_budget} {method.budget_unit}.",
+        "Repeat r splits the cleaned dataset exactly as `augcli evaluate --train-fraction F` does in its repeat r (seed "
+        "S+r): the given fraction of each class is the training portion, the rest the test split.",
+        f"The search sees only the training portion: its {settings.folds} stratified folds are made inside it, and "
+        "every candidate is augmented with the repeat's seed (common random numbers).",
+        f"Each method's candidates, no augmentation and the input strategy's pipeline are compared by "
+        f"{max(settings.folds, S.FINAL_FOLDS)}-fold CV accuracy over {S.PASSES} fresh passes (fold partitions and draws "
+        "no method searched on, new ones each pass; the model trained on the fold-train images plus "
+        "their copies, as `augcli run` would write them). The incumbent - the input strategy, or no augmentation when "
+        f"it has no pipeline - stays unless the best candidate beats it by more than {S.SWITCH_T:g} standard errors of "
+        "the paired per-fold differences.",
+        "Copies per image: " + ("fixed by --copies." if settings.copies is not None else
+                                f"the chosen policy is scored at {' / '.join(f'{f}x' for f in COPY_FACTORS)} the input's "
+                                "copies and moves up a step unless CV finds that step worse than the copies kept so far "
+                                "by more than one standard error."),
+        "Test arms, all trained with the same model and random_state on the whole training portion: original (no "
+        "augmentation), input (the strategy's augmentation, evaluate's 'augmented' arm), input_copies (the input "
+        "pipeline at the repeat's tuned copies, which separates the policy's effect from the copies') and tuned (the "
+        "repeat's policy and copies, with the input's balance and keep_originals). Augmented images equal to a test "
+        "image are dropped, as in evaluate.",
+        "Repeat 0's policy is the tuned strategy; the other repeats re-run the search on their own training portion, "
+        "so the test differences estimate searching-then-training (nested validation), not one fixed policy.",
+        "Statistics: mean and 95% Student-t interval over repeats; paired differences with the paired t-test "
+        "(augcli.evaluation.stats).",
+    ]
+
+
+def adaptive_block(report: dict) -> dict | None:
+    """The tuned strategy's ``adaptive:`` section when the adaptive method's policy was chosen. The
+    tuned ops already fire with the settled p, so the on-line gate starts at 1 (the tuned strength)
+    and the controller moves it from there."""
+    if report["protocol"]["method"] != "adaptive" or not report["tuned"]["chosen"].startswith("ada"):
+        return None
+    return {"enabled": True, "metric": "gap", "target": TARGET, "step": STEP, "p_init": 1.0, "p_max": 1.0,
+            "interval": 1, "val_fraction": 0.2}
+
+
+def _repeat_summary(r: dict) -> dict:
+    chosen = r["chosen"]["name"]
+    cv = next(c["cv_accuracy"] for c in r["search"]["candidates"] if c["name"] == chosen)
+    return {"repeat": r["repeat"], "seed": r["seed"], "n_train": r["n_train"], "n_test": r["n_test"], "chosen": chosen,
+            "cv_accuracy": cv, "policy": r["chosen"]["policy"], "entries": r["chosen"]["entries"],
+            "copies": r["chosen"]["copies"], "copies_trace": r["search"]["copies"], "arms": r["arms"],
+            "seconds": r["seconds"]["search"], "trials": r["search"]["trials"], "candidates": r["search"]["candidates"],
+            "extra": r["search"]["extra"]}
 
 
 def command_line(report: dict) -> str:
@@ -33,9 +126,7 @@ def command_line(report: dict) -> str:
 def _diff_line(row: dict, treatment: str, baseline: str) -> str:
     c = next(c for c in row["comparisons"] if c["treatment"] == treatment and c["baseline"] == baseline)
     acc = c["accuracy"]
-    p = acc["p_value"]
-    p_text = "-" if p is None else f"{p:.1e}" if p < 1e-3 else f"{p:.3f}"
-    return (f"{diff_text(acc)} pp (paired t p={p_text}, "
+    return (f"{diff_text(acc)} pp (paired t p={p_text(acc['p_value'])}, "
             f"W/L/T {acc['wins']}/{acc['losses']}/{acc['ties']}, {c['verdict']})")
 
 
@@ -43,14 +134,14 @@ def _diff_line(row: dict, treatment: str, baseline: str) -> str:
 TUNED_SIGNATURE = b"# Tuned by augcli search:"
 
 
-def tuned_yaml(strategy, report: dict, adaptive_block: dict | None = None) -> str:
+def tuned_yaml(strategy, report: dict, adaptive: dict | None = None) -> str:
     """The tuned strategy: the input strategy (resolved) with repeat 0's policy as its pipeline."""
     config = copy.deepcopy(strategy.config)
     config["augment"]["pipeline"] = report["tuned"]["entries"]
     config["augment"]["copies"] = report["protocol"]["tuned_copies"]
     config["output"]["dir"] = None  # data/out/<name of the tuned file>, not the input's folder
-    if adaptive_block is not None:
-        config["adaptive"] = adaptive_block
+    if adaptive is not None:
+        config["adaptive"] = adaptive
     p, row = report["protocol"], report["results"][0]
     arms = row["arms"]
     lines = [f"{TUNED_SIGNATURE.decode()} method {p['method']}, model {p['model']}, seed {report['strategy']['seed']} "
@@ -72,10 +163,10 @@ def tuned_yaml(strategy, report: dict, adaptive_block: dict | None = None) -> st
 def to_markdown(report: dict) -> str:
     """``search.md``: result first, then the tuned policy, the repeats, the method's trace and the protocol."""
     p, row = report["protocol"], report["results"][0]
-    lines = [f"# augcli search: {report['strategy']['name']} ({p['method']}, {p['model']})", "",
-             f"Command: `{command_line(report)}`", "",
-             f"## Held-out test accuracy (%, mean ± 95% CI over {p['repeats']} repeats, train fraction {p['fraction']:g})", "",
-             "| arm | accuracy | macro-F1 |", "|---|---:|---:|"]
+    lines = header_lines(report, f"augcli search: {report['strategy']['name']} ({p['method']}, {p['model']})",
+                         command_line(report))
+    lines += ["", f"## Held-out test accuracy (%, mean ± 95% CI over {p['repeats']} repeats, train fraction "
+              f"{p['fraction']:g})", "", "| arm | accuracy | macro-F1 |", "|---|---:|---:|"]
     for arm in arm_order(row["arms"]):
         s = row["arms"][arm]
         lines.append(f"| {ARM_NAMES[arm]} | {mean_ci_text(s['accuracy'])} | {mean_ci_text(s['macro_f1'])} |")
@@ -238,3 +329,11 @@ def describe(policy_json: dict | None, entries: list) -> list[str]:
     if policy_json is not None:
         return from_json(policy_json).describe()
     return [f"the input strategy's pipeline: {', '.join(next(iter(e)) for e in entries)}"] if entries else ["no augmentation"]
+
+
+def write_files(folder: Path, report: dict, tuned_text: str) -> None:
+    """``FILES`` into ``folder``."""
+    write_json(folder / "search.json", report)
+    (folder / "search.md").write_text(to_markdown(report), encoding="utf-8")
+    write_png(folder / "search.png", report)
+    (folder / "tuned.yaml").write_text(tuned_text, encoding="utf-8")

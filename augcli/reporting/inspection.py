@@ -10,6 +10,7 @@ from augcli.reporting import run_report as reporting
 from augcli.clean import stage
 from augcli.io.atomic import AtomicFolder
 from augcli.reporting.markdown import render_inspection
+from augcli.reporting.text import json_text
 from augcli.config.strategy import Strategy, strategy_from_text
 
 # A source given without a strategy is inspected with every check on.
@@ -51,7 +52,7 @@ def inspect(strategy: Strategy, limit: int | None = None, strict: bool = False) 
     with timer("split"):
         splits, leaks = split_clean(strategy, cleaned, config)
     records += leaks
-    report = reporting.common_report(strategy, loaded, cleaned, records, splits, source.image_shape)
+    report = reporting.common_report("inspect", strategy, loaded, cleaned, records, splits, source.image_shape)
     report["performance"] = {"seconds": {k: round(v, 4) for k, v in timer.stages.items()},
                              "total_seconds": round(timer.total(), 4)}
     return report, records, [loaded]
@@ -66,5 +67,5 @@ def write_inspection(target: Path, report: dict, records: list[dict], datasets: 
         files = ["inspect.json", "inspect.md"] + write_findings(tmp, stage.load_findings(datasets[0]) + records, datasets)
         report["output"] = {"dir": str(target), "files": files}
         (tmp / "inspect.md").write_text(render_inspection(report), encoding="utf-8")
-        (tmp / "inspect.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        (tmp / "inspect.json").write_text(json_text(report), encoding="utf-8")
     return files

@@ -2,19 +2,9 @@
 
 from __future__ import annotations
 
-from augcli.reporting.run_report import identical_notes, missing_class_notes
-
-
-def cell(value) -> str:
-    """Table-safe text: pipes and newlines in names cannot break the table."""
-    return str("" if value is None else value).replace("|", "\\|").replace("\n", " ")
-
-
-def _header(report: dict, title: str) -> list[str]:
-    st = report["strategy"]
-    return [f"# {title}", "",
-            f"- strategy: `{cell(st['path'])}` (sha256 `{st['sha256'][:12]}`), seed {st['seed']}",
-            f"- source: `{cell(report['source']['path'])}`, image shape {tuple(report['source']['image_shape'])}"]
+from augcli.reporting.header import header_lines
+from augcli.reporting.notes import identical_notes, missing_class_notes
+from augcli.reporting.text import cell
 
 
 def counts_table(report: dict) -> list[str]:
@@ -25,7 +15,7 @@ def counts_table(report: dict) -> list[str]:
     stages += [(f"{s} out", c) for s, c in counts.get("output", {}).items()]
     lines = ["## Samples per class", "", "| class | " + " | ".join(n for n, _ in stages) + " |",
              "|---|" + "---:|" * len(stages)]
-    for name in report["source"]["classes"]:
+    for name in report["dataset"]["classes"]:
         lines.append(f"| {cell(name)} | " + " | ".join(str(c.get(name, 0)) for _, c in stages) + " |")
     lines.append("| **total** | " + " | ".join(f"**{sum(c.values())}**" for _, c in stages) + " |")
     ratio = report["class_balance"]["imbalance_ratio"]
@@ -72,7 +62,7 @@ def cleaning_section(report: dict, limit: int = 50) -> list[str]:
 
 def render_run(report: dict) -> str:
     """report.md: what went in, what cleaning did, what came out, how fast."""
-    lines = _header(report, "augcli run report")
+    lines = header_lines(report, "augcli run report")
     lines += [f"- output: `{cell(report['output']['dir'])}` ({report['output']['format']}), "
               f"{report['output']['total']} samples", ""]
     lines += counts_table(report)
@@ -109,7 +99,7 @@ def render_run(report: dict) -> str:
 
 def render_inspection(report: dict) -> str:
     """inspect.md: class balance and every finding; nothing was changed."""
-    lines = _header(report, "augcli inspection") + ["", "Read-only: nothing was removed or changed.", ""]
+    lines = header_lines(report, "augcli inspection") + ["", "Read-only: nothing was removed or changed.", ""]
     lines += counts_table(report) + cleaning_section(report, limit=200)
     if "clean.png" in report["output"]["files"]:
         lines += ["![findings by reason](clean.png)", ""]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import platform
 import resource
 import sys
@@ -13,6 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from augcli import __version__
+from augcli.engine.augment import add_counts
+from augcli.reporting.header import report_header
+from augcli.reporting.markdown import render_run
+from augcli.reporting.text import json_text
 
 
 class Timer:
@@ -63,8 +66,8 @@ def class_balance(counts: dict) -> dict:
     return {"counts": counts, "imbalance_ratio": round(float(ratio), 3)}
 
 
-def common_report(strategy, loaded, cleaned, removed, splits, image_shape=None) -> dict:
-    """The parts every report shares: strategy, source, skipped files, cleaning, counts.
+def common_report(command: str, strategy, loaded, cleaned, removed, splits, image_shape=None) -> dict:
+    """What run and inspect reports share: the header, skipped files, cleaning, counts.
 
     ``image_shape`` is the source's (``Source.image_shape``): a folder's clean view ``loaded`` holds
     only 32×32 gray thumbnails, whose shape is not what the output holds.
@@ -72,10 +75,7 @@ def common_report(strategy, loaded, cleaned, removed, splits, image_shape=None) 
     shape = loaded.image_shape if image_shape is None else image_shape
     skipped = [{"id": s.id, "reason": s.reason, "detail": s.detail} for s in loaded.skipped]
     return {
-        "augcli_version": __version__,
-        "strategy": {"path": strategy.path, "sha256": strategy.sha256, "seed": strategy.seed},
-        "source": {"path": strategy.section("dataset")["source"], "image_shape": [int(v) for v in shape],
-                   "classes": list(loaded.class_names)},
+        **report_header(command, strategy, loaded.class_names, shape),
         "skipped": {"count": len(skipped), "by_reason": _by_reason(skipped), "files": skipped},
         "warnings": [{"id": w.id, "reason": w.reason, "detail": w.detail} for w in loaded.warnings],
         "clean": {"removed": sum(r.get("action") == "dropped" for r in removed),
@@ -93,21 +93,16 @@ def common_report(strategy, loaded, cleaned, removed, splits, image_shape=None) 
 
 def build_plan(strategy, loaded, cleaned, removed, splits, planned: dict, target, image_shape=None) -> dict:
     """What a run would produce, without augmenting or writing (``--dry-run``)."""
-    report = common_report(strategy, loaded, cleaned, removed, splits, image_shape)
+    report = common_report("run", strategy, loaded, cleaned, removed, splits, image_shape)
     report["plan"] = {"output_dir": str(target), "samples": planned, "total": sum(planned.values()),
                       "copies": strategy.section("augment")["copies"], "transforms": len(strategy.transforms)}
     return report
 
 
-def _add(total: dict, part: dict) -> None:
-    for name, n in part.items():
-        total[name] = total.get(name, 0) + n
-
-
 def build_report(strategy, loaded, cleaned, removed, splits, results, files, timer, target, options, soft,
                  image_shape=None) -> dict:
     """The run report from the shard results (``shards.ShardResult``), in split order."""
-    report = common_report(strategy, loaded, cleaned, removed, splits, image_shape)
+    report = common_report("run", strategy, loaded, cleaned, removed, splits, image_shape)
     augmented = sum(r.augmented for r in results)
     fired: dict[str, int] = {}
     suppressed: dict[str, int] = {}
@@ -115,13 +110,13 @@ def build_report(strategy, loaded, cleaned, removed, splits, results, files, tim
     samples: dict[str, int] = {}
     identical: dict[str, dict] = {}  # split -> augmented copies, and those identical to their original
     for r in results:
-        _add(fired, r.fired)
-        _add(suppressed, r.suppressed)
+        add_counts(fired, r.fired)
+        add_counts(suppressed, r.suppressed)
         split = r.name.split("-", 1)[0]
-        _add(per_split.setdefault(split, {}), r.counts)
+        add_counts(per_split.setdefault(split, {}), r.counts)
         samples[split] = samples.get(split, 0) + r.outputs
         if r.augmented:
-            _add(identical.setdefault(split, {}), {"count": r.identical, "augmented": r.augmented})
+            add_counts(identical.setdefault(split, {}), {"count": r.identical, "augmented": r.augmented})
     aug_seconds = timer.stages.get("augment", 0.0)
     report["counts"]["output"] = per_split
     report["transforms"] = {
@@ -159,35 +154,12 @@ def build_report(strategy, loaded, cleaned, removed, splits, results, files, tim
     return report
 
 
-def missing_class_notes(report: dict) -> list[str]:
-    """One sentence per output split that holds no sample of some class."""
-    return [f"split '{split}' has no sample of class{'es' if len(names) > 1 else ''} "
-            f"{', '.join(repr(n) for n in names)}; class indices stay those of classes.txt"
-            + (" (its folder is empty)" if report["output"]["format"] == "png" else "")
-            for split, names in report.get("output", {}).get("missing_classes", {}).items()]
-
-
-# Above this share of identical copies the run says so on stderr: they are wasted epochs of the same
-# image, and cleaning this output again removes them as exact duplicates.
-IDENTICAL_WARN_SHARE = 0.10
-
-
-def identical_notes(report: dict, threshold: float = 0.0) -> list[str]:
-    """One sentence per split whose share of copies identical to their original exceeds ``threshold``."""
-    return [f"{split}: {v['count']:,} of {v['augmented']:,} augmented copies ({v['share']:.1%}) came out identical to "
-            "their original (with p < 1 every step can be skipped); re-running cleaning on this output removes them "
-            "as exact duplicates"
-            for split, v in report.get("transforms", {}).get("identical_copies", {}).items() if v["share"] > threshold]
-
-
 def write_report(folder: Path, report: dict) -> None:
     """report.json and report.md into ``folder``; both are listed in the report itself."""
     report["output"]["files"] += ["report.json", "report.md"]
-    from augcli.reporting.markdown import render_run
-
     (folder / "report.md").write_text(render_run(report), encoding="utf-8")
     # timings and memory differ run to run; they live in report.json only, never in data files
-    (folder / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    (folder / "report.json").write_text(json_text(report), encoding="utf-8")
 
 
 def write_preview(path: Path, train, pipeline, report_cfg: dict) -> None:
