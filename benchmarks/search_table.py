@@ -62,7 +62,7 @@ def main() -> None:
             target = OUT / f"{method}-{model}"
             seconds[model, method] = _augcli("search", STRATEGY, "--method", method, "--model", model,
                                              "--train-fraction", FRACTION, "--repeats", repeats, "--jobs", args.jobs,
-                                             "--report", str(target))
+                                             "-o", str(target))
             rows[model, method] = json.loads((target / "search.json").read_text())
     lines = [f"Held-out test accuracy (%), digits, {float(FRACTION):.0%} of each class for training, mean of "
              f"{repeats} repeats; below each method: tuned - digits.yaml in points [95 % CI].", "",

@@ -247,7 +247,7 @@ def test_search_on_too_few_samples_says_so(tmp_path, limit, per_class):
     the 5-fold final choice had a fold with nothing to validate on); 500 runs."""
     write_strategy(tmp_path / "s.yaml", DIGITS)
     res = invoke("search", tmp_path / "s.yaml", "--limit", limit, "--repeats", "1", "--budget", "1",
-                 "--report", tmp_path / "se")
+                 "-o", tmp_path / "se")
     assert res.exit_code == 1, res.output
     _one_error(res.output.splitlines(), "digits: too few samples for search",
                f"trains on at most {per_class} image(s) per class", "5-fold cross-validation needs 5 per class",

@@ -53,14 +53,14 @@ def test_every_shipped_config_is_valid(config):
 
 
 def test_preview_writes_a_png(tmp_path):
-    out = tmp_path / "p.png"
+    out = tmp_path / "p"
     res = invoke("preview", ROOT / "configs" / "digits.yaml", "-o", out, "--rows", 3, "--copies", 4)
     assert res.exit_code == 0, res.output
-    img = Image.open(out)
+    img = Image.open(out / "preview.png")
     assert img.size[0] > 5 * 64 and img.size[1] > 3 * 64
-    per = tmp_path / "per.png"
+    per = tmp_path / "per"
     assert invoke("preview", ROOT / "configs" / "digits.yaml", "-o", per, "--per-transform").exit_code == 0
-    assert Image.open(per).size[1] > 0
+    assert Image.open(per / "preview.png").size[1] > 0
 
 
 def test_version_and_module_entry_point():

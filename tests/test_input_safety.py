@@ -35,9 +35,10 @@ WRITERS = {
     "inspect": lambda out: ["inspect", "photos", "--out", out, "--overwrite", "-q"],
     "inspect-strategy": lambda out: ["inspect", "s.yaml", "--out", out, "--overwrite", "-q"],
     "evaluate": lambda out: ["evaluate", "s.yaml", "-o", out, "--overwrite", "-q", "--repeats", "2"],
-    "search": lambda out: ["search", "s.yaml", "--report", out, "--overwrite", "-q", "--repeats", "1"],
-    "search-tuned": lambda out: ["search", "s.yaml", "--report", "rep", "-o", out, "--overwrite", "-q", "--repeats", "1"],
-    "preview": lambda out: ["preview", "s.yaml", "-o", out, "-q"],
+    "search": lambda out: ["search", "s.yaml", "-o", out, "--overwrite", "-q", "--repeats", "1"],
+    "search-tuned": lambda out: ["search", "s.yaml", "-o", "rep", "--tuned", out, "--overwrite", "-q", "--repeats", "1"],
+    "preview": lambda out: ["preview", "s.yaml", "-o", out, "--overwrite", "-q"],
+    "preview-file": lambda out: ["preview", "s.yaml", "--output", out, "-q"],  # deprecated; one release more
 }
 PLACES = {"the input": "photos", "a parent of the input": ".", "inside the input": "photos/cat/out",
           "the input through ..": "photos/cat/../../photos", "the strategy file": "s.yaml"}
@@ -90,19 +91,20 @@ def test_overwrite_replaces_only_what_augcli_made(project):
 
 
 def test_every_command_marks_its_output(project):
-    for command, out in (("run", "o1"), ("inspect", "o2")):
+    for command, out in (("run", "o1"), ("inspect", "o2"), ("preview", "o3")):
         assert invoke(*WRITERS[command](out)).exit_code == 0
         assert (project / out / ".augcli-output").is_file()
 
 
-def test_preview_replaces_its_own_picture_and_nothing_else(project):
-    assert invoke("preview", "s.yaml", "-o", "p.png", "-q").exit_code == 0
-    assert invoke("preview", "s.yaml", "-o", "p.png", "-q").exit_code == 0  # a rerun replaces its own picture
-    Image.new("RGB", (4, 4)).save(project / "holiday.png")
-    before = (project / "holiday.png").read_bytes()
-    res = invoke("preview", "s.yaml", "-o", "holiday.png", "-q")
-    assert res.exit_code == 2 and "not written by augcli" in res.output
-    assert (project / "holiday.png").read_bytes() == before
+def test_preview_replaces_its_own_output_and_nothing_else(project):
+    assert invoke("preview", "s.yaml", "-o", "p", "-q").exit_code == 0
+    assert invoke("preview", "s.yaml", "-o", "p", "--overwrite", "-q").exit_code == 0  # a rerun replaces its own
+    (project / "holiday").mkdir()
+    Image.new("RGB", (4, 4)).save(project / "holiday" / "preview.png")
+    before = (project / "holiday" / "preview.png").read_bytes()
+    res = invoke("preview", "s.yaml", "-o", "holiday", "--overwrite", "-q")
+    assert res.exit_code == 2 and "not made by augcli" in res.output
+    assert (project / "holiday" / "preview.png").read_bytes() == before
 
 
 def test_a_planted_lock_symlink_is_refused_and_its_target_untouched(project):

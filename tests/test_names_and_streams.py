@@ -114,9 +114,9 @@ def test_names_that_are_not_utf8_are_skipped_and_reported(tmp_path):
     assert _skipped(json.loads(res.stdout)) == _skipped(report)
     _assert_no_lone_surrogate(tmp_path / "inspected")
 
-    res = invoke("preview", strategy, "-o", tmp_path / "preview.png", "--rows", 2, "--copies", 1, "-q")
+    res = invoke("preview", strategy, "-o", tmp_path / "pv", "--rows", 2, "--copies", 1, "-q")
     assert res.exit_code == 0, res.output
-    assert (tmp_path / "preview.png").stat().st_size > 0
+    assert (tmp_path / "pv" / "preview.png").stat().st_size > 0
 
     res = invoke("run", strategy, "--out", tmp_path / "strict", "--strict", "-q")
     assert res.exit_code == 1 and res.stderr.count("\n") == 1, res.output

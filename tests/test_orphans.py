@@ -191,7 +191,7 @@ KILLED = {
     "batches": ["run", "slow.yaml", "--out", "out", "--workers", "2", "--batch-size", "64"],
     "dask": ["run", "slow.yaml", "--out", "out", "--workers", "2", "--shard-size", "2000", "--engine", "dask"],
     "evaluate": ["evaluate", "slow.yaml", "-o", "out", "--jobs", "2", "--model", "logreg", "--repeats", "4"],
-    "search": ["search", "slow.yaml", "--report", "out", "--jobs", "2", "--model", "logreg", "--repeats", "2"],
+    "search": ["search", "slow.yaml", "-o", "out", "--jobs", "2", "--model", "logreg", "--repeats", "2"],
 }
 
 

@@ -36,15 +36,14 @@ from augcli.config.strategy import load_strategy
               help="Exit 3 if the accuracy difference's 95% CI lies entirely below --min-gain for some model/fraction.")
 @click.option("--min-gain", type=float, default=0.0, show_default=True, metavar="G",
               help="Gate threshold as an accuracy difference (0.01 = one percentage point).")
-@click.option("-o", "--out", type=click.Path(file_okay=False),
-              help="Output folder (default: data/out/evaluate/<strategy name>).")
+@options.out_folder("data/out/evaluate/<strategy name>")
 @options.overwrite
 @options.limit
 @options.strategy_inputs
 @options.json_output
 @options.verbosity
 def evaluate(strategy, models, fractions, repeats, jobs, online, epochs, pca, fail_if_worse, min_gain, out, overwrite,
-             limit, input_source, seed, overrides, as_json, verbose, quiet):
+             limit, input_source, seed, overrides, as_json):
     """Train models with and without STRATEGY's augmentation on the same splits; report the paired gain."""
     exprs = options.strategy_overrides(overrides, input_source, seed)
     st = load_strategy(strategy, exprs)
@@ -52,6 +51,7 @@ def evaluate(strategy, models, fractions, repeats, jobs, online, epochs, pca, fa
     settings = Settings(models=tuple(dict.fromkeys(models or default)),
                         fractions=tuple(dict.fromkeys(fractions or (0.05, 0.1, 0.25))),
                         repeats=repeats, online=online, epochs=epochs, pca=pca, jobs=jobs)
+    quiet = options.is_quiet()
     total = len(settings.models) * len(settings.fractions) * repeats
     report = run_evaluation(st, settings, out=out, overwrite=overwrite, limit=limit, min_gain=min_gain,
                             fail_if_worse=fail_if_worse, overrides=exprs,

@@ -17,20 +17,24 @@ from augcli.config.strategy import load_strategy
 
 @click.command()
 @click.argument("target", metavar="SOURCE|STRATEGY")
-@click.option("-o", "--out", type=click.Path(file_okay=False), help="Report folder (default data/out/inspect/<name>).")
-@click.option("--limit", type=click.IntRange(1), help="Inspect only the first N samples.")
+@options.out_folder("data/out/inspect/<name>")
+@options.limit
 @options.overwrite
-@options.overrides
+@options.strategy_inputs
 @options.json_output
 @options.verbosity
-def inspect(target, out, limit, overwrite, overrides, as_json, verbose, quiet):
+def inspect(target, out, limit, overwrite, input_source, seed, overrides, as_json):
     """Check a source ('digits', a folder, an .npz) or a strategy's source; change nothing.
 
     With a strategy, its clean settings are used but every action becomes "flag". Writes
     inspect.json, inspect.md, quarantine.csv and clean.png. Exits 0 even when problems are found.
+    --input replaces a STRATEGY's source (a SOURCE argument is the input already).
     """
     is_strategy = target.lower().endswith((".yaml", ".yml"))
-    st = load_strategy(target, overrides) if is_strategy else strategy_for_source(target, overrides)
+    if input_source and not is_strategy:
+        raise click.UsageError("--input needs a STRATEGY argument; SOURCE is the input already")
+    exprs = options.strategy_overrides(overrides, input_source, seed)
+    st = load_strategy(target, exprs) if is_strategy else strategy_for_source(target, exprs)
     folder = Path(out) if out else Path("data") / "out" / "inspect" / (Path(target).stem or "source")
     inputs = strategy_inputs(st) + ([Path(target)] if is_strategy else [])
     check_target(folder, overwrite, inputs)  # before any work: read-only means never over the input
@@ -38,7 +42,7 @@ def inspect(target, out, limit, overwrite, overrides, as_json, verbose, quiet):
     write_inspection(folder, report, records, datasets, overwrite, inputs)
     if as_json:
         click.echo(json.dumps(report, indent=2))
-    elif not quiet:
+    elif not options.is_quiet():
         click.echo(summary(report))
 
 

@@ -15,7 +15,7 @@ import warnings
 import click
 
 from augcli import __version__
-from augcli.cli.options import QUIET_KEY, VERBOSE_KEY
+from augcli.cli.options import QUIET_KEY, VERBOSE_KEY, warn
 from augcli.errors import EXIT_DATA, AugcliError
 
 # Commands whose standard output is the product itself, not a summary of files already written.
@@ -131,7 +131,7 @@ def _warning_printer(ctx: click.Context):
 
     def show(message, category, filename, lineno, file=None, line=None):
         if not ctx.meta.get(QUIET_KEY):
-            click.echo(f"augcli: warning: {_one_line(' '.join(str(message).split()))}", err=True)
+            warn(_one_line(" ".join(str(message).split())))
 
     return show
 

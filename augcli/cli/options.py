@@ -1,35 +1,79 @@
-"""Options shared by several commands, as decorators (one place, one spelling)."""
+"""Options shared by several commands, as decorators (one place, one spelling, one help text)."""
 
 from __future__ import annotations
 
 import click
 
 VERBOSE_KEY = "augcli.verbose"
-QUIET_KEY = "augcli.quiet"  # read by the CLI's warning printer (cli/main.py)
+QUIET_KEY = "augcli.quiet"  # read by the CLI's warning printer (cli/main.py) and by ``is_quiet``
 
 
 def _set_verbose(ctx: click.Context, param, value):
     if value:
         ctx.meta[VERBOSE_KEY] = True
-    return value
 
 
 def _set_quiet(ctx: click.Context, param, value):
     if value:
         ctx.meta[QUIET_KEY] = True
-    return value
 
 
 def verbosity(f):
-    """``-v/--verbose`` (tracebacks, details) and ``-q/--quiet`` (no summary, no progress)."""
-    f = click.option("-q", "--quiet", is_flag=True, is_eager=True, callback=_set_quiet,
+    """``-v/--verbose`` (tracebacks, details) and ``-q/--quiet`` (no summary, no progress). Neither
+    reaches the command function: they live in ``ctx.meta``, shared with the group that prints errors."""
+    f = click.option("-q", "--quiet", is_flag=True, is_eager=True, expose_value=False, callback=_set_quiet,
                      help="Print nothing but errors.")(f)
-    f = click.option("-v", "--verbose", is_flag=True, expose_value=True, is_eager=True, callback=_set_verbose,
+    f = click.option("-v", "--verbose", is_flag=True, is_eager=True, expose_value=False, callback=_set_verbose,
                      help="Show details and full tracebacks on errors.")(f)
     return f
 
 
+def is_quiet() -> bool:
+    """Whether ``-q`` was given to the running command (False outside a command)."""
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx and ctx.meta.get(QUIET_KEY))
+
+
+def warn(text: str) -> None:
+    """One ``augcli: warning:`` line on stderr, none under ``-q``."""
+    if not is_quiet():
+        click.echo(f"augcli: warning: {text}", err=True)
+
+
+def deprecated(old: str, new: str) -> None:
+    warn(f"{old} is deprecated and will be removed in the next release; use {new}")
+
+
 strategy_argument = click.argument("strategy", type=click.Path(dir_okay=False, path_type=str))
+
+
+class FolderPath(click.Path):
+    """A folder (an existing file is refused, as by ``click.Path(file_okay=False)``). A value ending in
+    one of ``legacy`` is an old single-file spelling: it passes unchecked for the command to handle."""
+
+    def __init__(self, legacy: tuple[str, ...] = ()):
+        super().__init__(file_okay=False, path_type=str)
+        self.legacy = legacy
+
+    def convert(self, value, param, ctx):
+        if has_suffix(value, self.legacy):
+            return str(value)
+        return super().convert(value, param, ctx)
+
+
+def has_suffix(value, suffixes: tuple[str, ...]) -> bool:
+    return value is not None and bool(suffixes) and str(value).lower().endswith(suffixes)
+
+
+OUT_HELP = "Output folder (default: {default})."
+
+
+def out_folder(default: str, legacy: tuple[str, ...] = ()):
+    """``-o/--out FOLDER``: every writing command's output folder; only ``default`` differs.
+    ``legacy``: file suffixes an older release took here (see ``FolderPath``)."""
+    return click.option("-o", "--out", "out", type=FolderPath(legacy), metavar="FOLDER",
+                        help=OUT_HELP.format(default=default))
+
 
 overrides = click.option(
     "--set", "overrides", multiple=True, metavar="PATH=VALUE",

@@ -15,7 +15,7 @@ from augcli.config.strategy import load_strategy
 
 @click.command()
 @options.strategy_argument
-@click.option("-o", "--out", type=click.Path(file_okay=False), help="Output folder (overrides output.dir).")
+@options.out_folder("output.dir, else data/out/<strategy name>")
 @click.option("--format", "fmt", type=click.Choice(["npz", "png", "tar"]), help="Output format (overrides output.format).")
 @click.option("--shard-size", type=click.IntRange(1), help="Output samples per shard file (overrides output.shard_size).")
 @options.strategy_inputs
@@ -36,23 +36,23 @@ from augcli.config.strategy import load_strategy
 @options.json_output
 @options.verbosity
 def run(strategy, out, fmt, shard_size, input_source, seed, overrides, batch_size, workers, engine, scheduler,
-        scheduler_file, resume, limit, dry_run, overwrite, strict, as_json, verbose, quiet):
+        scheduler_file, resume, limit, dry_run, overwrite, strict, as_json):
     """Load, clean, split, augment and write the dataset described by STRATEGY."""
     extra = (f"output.format={fmt}",) if fmt else ()
     st = load_strategy(strategy, options.strategy_overrides(overrides, input_source, seed, extra))
     if (scheduler or scheduler_file) and engine != "dask":
         raise click.UsageError("--scheduler and --scheduler-file need --engine dask")
+    quiet = options.is_quiet()
     opts = RunOptions(out=out, batch_size=batch_size, workers=workers, strict=strict, dry_run=dry_run,
                       overwrite=overwrite, limit=limit, shard_size=shard_size, engine=engine, scheduler=scheduler,
                       scheduler_file=scheduler_file, resume=resume,
                       progress=make_progress(not quiet and not as_json))
     report = run_strategy(st, opts)
-    if not quiet and not as_json:  # worth knowing before training (--json: the report carries the counts)
+    if not as_json:  # worth knowing before training (--json: the report carries the counts)
         for note in identical_notes(report, IDENTICAL_WARN_SHARE):
-            click.echo(f"augcli: warning: {note}", err=True)
-    if not quiet:
-        for note in missing_class_notes(report):  # a trainer numbering classes per split would be wrong
-            click.echo(f"augcli: warning: {note}", err=True)
+            options.warn(note)
+    for note in missing_class_notes(report):  # a trainer numbering classes per split would be wrong
+        options.warn(note)
     if as_json:
         click.echo(json.dumps(report, indent=2))
     elif not quiet:

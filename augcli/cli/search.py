@@ -15,6 +15,7 @@ from augcli.policy_search.methods import METHODS
 from augcli.config.strategy import load_strategy
 
 
+TUNED_SUFFIXES = (".yaml", ".yml")  # an -o value ending so is the old spelling of --tuned
 _BUDGETS = "; ".join(f"{name}: {m.default_budget} {m.budget_unit}" for name, m in METHODS.items())
 
 
@@ -39,18 +40,22 @@ _BUDGETS = "; ".join(f"{name}: {m.default_budget} {m.budget_unit}" for name, m i
                    "the tuned copies to separate the policy's effect from the copies'.")
 @click.option("--jobs", type=click.IntRange(1), default=1, show_default=True,
               help="Worker processes (over repeats); never changes the results.")
-@click.option("-o", "--out", type=click.Path(dir_okay=False), help="The tuned strategy (default: <report>/tuned.yaml).")
-@click.option("--report", "report", type=click.Path(file_okay=False),
-              help="Report folder (default: data/out/search/<strategy>-<method>-<model>).")
+@options.out_folder("data/out/search/<strategy>-<method>-<model>", legacy=TUNED_SUFFIXES)
+@click.option("--tuned", type=click.Path(dir_okay=False, path_type=str), metavar="FILE",
+              help="The tuned strategy (default: <out>/tuned.yaml); an existing one is replaced only with --overwrite "
+                   "and only if augcli wrote it.")
+@click.option("--report", "report", type=click.Path(file_okay=False, path_type=str), hidden=True,
+              help="Deprecated: the old name of -o/--out.")
 @options.overwrite
 @click.option("--show-space", is_flag=True, help="Print the search space (ops, magnitude scales, rules) and exit.")
 @options.limit
 @options.strategy_inputs
 @options.json_output
 @options.verbosity
-def search(strategy, method, model, budget, folds, fraction, repeats, copies, jobs, out, report, overwrite, show_space, limit,
-           input_source, seed, overrides, as_json, verbose, quiet):
+def search(strategy, method, model, budget, folds, fraction, repeats, copies, jobs, out, tuned, report, overwrite,
+           show_space, limit, input_source, seed, overrides, as_json):
     """Search STRATEGY's training data for a better augmentation policy; write it as a strategy."""
+    out, tuned = _targets(out, tuned, report)
     exprs = options.strategy_overrides(overrides, input_source, seed)
     st = load_strategy(strategy, exprs)
     if show_space:
@@ -59,12 +64,30 @@ def search(strategy, method, model, budget, folds, fraction, repeats, copies, jo
         return
     settings = Settings(method=method, model=model, budget=budget, folds=folds, fraction=fraction, repeats=repeats,
                         jobs=jobs, copies=copies)
-    result = run_search(st, settings, report=report, out=out, overwrite=overwrite, limit=limit, overrides=exprs,
+    quiet = options.is_quiet()
+    # the library's names predate the CLI's: its ``report`` is the folder, its ``out`` the tuned file
+    result = run_search(st, settings, report=out, out=tuned, overwrite=overwrite, limit=limit, overrides=exprs,
                         progress=progress_tick(not quiet and not as_json, "search", repeats, "repeats"))
     if as_json:
         click.echo(json.dumps({k: v for k, v in result.items() if k != "repeats"}, indent=2))
     elif not quiet:
         click.echo(summary(result))
+
+
+def _targets(out: str | None, tuned: str | None, report: str | None) -> tuple[str | None, str | None]:
+    """(report folder, tuned file) from the options, the two deprecated spellings included: the old
+    ``-o FILE.yaml`` (the tuned strategy) and ``--report FOLDER`` (the report folder)."""
+    if options.has_suffix(out, TUNED_SUFFIXES):
+        options.deprecated(f"-o/--out {out} (a .yaml file: the tuned strategy)", f"--tuned {out}")
+        if tuned:
+            raise click.UsageError(f"-o/--out {out} and --tuned {tuned} both name the tuned strategy; give --tuned only")
+        out, tuned = None, out
+    if report:
+        options.deprecated(f"--report {report}", f"-o/--out {report}")
+        if out:
+            raise click.UsageError(f"--report {report} and -o/--out {out} both name the report folder; give -o only")
+        out = report
+    return out, tuned
 
 
 def summary(report: dict) -> str:

@@ -18,7 +18,7 @@ from augcli.transforms.registry import load_all
 @click.option("--markdown", is_flag=True, help="Print the whole catalogue as Markdown (docs/transforms.md).")
 @options.json_output
 @options.verbosity
-def transforms(name, markdown, as_json, verbose, quiet):
+def transforms(name, markdown, as_json):
     """List the available transforms, or describe transform NAME (parameters, ranges, defaults)."""
     reg = load_all()
     if name and name not in reg:

@@ -15,11 +15,11 @@ from augcli.config.strategy import load_strategy
 @options.strategy_inputs
 @options.json_output
 @options.verbosity
-def validate(strategy, overrides, input_source, seed, as_json, verbose, quiet):
+def validate(strategy, overrides, input_source, seed, as_json):
     """Check STRATEGY and print the fully resolved strategy (or the first error, exit 2)."""
     st = load_strategy(strategy, options.strategy_overrides(overrides, input_source, seed))
     if as_json:
         click.echo(json.dumps({"path": st.path, "sha256": st.sha256, "strategy": st.config}, indent=2, default=list))
-    elif not quiet:
+    elif not options.is_quiet():
         click.echo(f"# {st.path}: valid ({len(st.transforms)} transforms, sha256 {st.sha256[:12]})")
         click.echo(st.to_yaml(), nl=False)
