@@ -18,8 +18,8 @@ from functools import partial
 
 import numpy as np
 
-from augcli.engine import runner
 from augcli.engine.augment import augment_dataset
+from augcli.engine.stages import train_copies
 from augcli.evaluation import models as M
 from augcli.evaluation.api import prepare
 from augcli.evaluation import protocol as P
@@ -43,7 +43,7 @@ def main() -> None:
     strategy = load_strategy("configs/digits.yaml")
     _, cleaned, _, pipeline, near, label_folds = prepare(strategy, None, "search")
     aug = strategy.section("augment")
-    ctx = P.Context(cleaned, pipeline, partial(runner.train_copies, aug), aug["keep_originals"], strategy.seed,
+    ctx = P.Context(cleaned, pipeline, partial(train_copies, aug), aug["keep_originals"], strategy.seed,
                     P.Settings(), near_distance=near, label_folds=label_folds)
     incumbent = list(aug["pipeline"])
     rival = [{"affine": {**incumbent[0]["affine"], "p": 1.0}}]  # digits.yaml's affine alone, always on

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from augcli.engine import runner
+from augcli.engine import stages
 from augcli.clean.exact import duplicates_of
 from augcli.datasets.base import Dataset
 from augcli.errors import GateError
@@ -47,8 +47,8 @@ augment:
 def _context(text: str, dataset: Dataset, **settings) -> P.Context:
     st = strategy_from_text(text, "s.yaml")
     aug = st.section("augment")
-    pipe = runner.build_pipeline(st, dataset.class_names)
-    return P.Context(dataset, pipe, partial(runner.train_copies, aug), aug["keep_originals"], st.seed,
+    pipe = stages.build_pipeline(st, dataset.class_names)
+    return P.Context(dataset, pipe, partial(stages.train_copies, aug), aug["keep_originals"], st.seed,
                      Settings(**settings))
 
 

@@ -73,12 +73,12 @@ def test_full_disk_is_a_data_error(tmp_path, monkeypatch):
     """A write failing with ENOSPC mid-run: exit 1, one line, no temporary folder left."""
     import errno
 
-    import augcli.engine.shards as shards
+    import augcli.io.formats as formats
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(shards, "write_npz", full)
+    monkeypatch.setattr(formats, "write_npz", full)
     strategy = write_strategy(tmp_path / "s.yaml", "dataset: {source: digits, limit: 10}\n")
     res = invoke("run", strategy, "--out", tmp_path / "out")
     assert res.exit_code == 1 and "No space left on device" in res.output

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from augcli.datasets import Dataset, load_source
+from augcli.datasets import Dataset, load_source, source_kind
 from augcli.datasets.convert import resize_images
 from augcli.datasets.folder import DEFAULT_MAX_PIXELS, decode_files, list_folder, listing_skips
 from augcli.errors import DataError
@@ -214,8 +214,6 @@ def open_source(strategy, strict: bool = False, limit: int | None = None):
     ds = strategy.section("dataset")
     kind = ds["kind"]
     if kind == "auto":
-        from augcli.datasets import source_kind
-
         kind = source_kind(ds["source"])
     if kind == "folder":
         return scan_folder(ds["source"], ds["image_size"], _color_mode(ds), strict,

@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from augcli.datasets.base import Dataset
+from augcli.datasets.base import Dataset, hard_labels
 from augcli.pipeline import Pipeline
 from augcli.rng import hash_id, hash_ids, sample_keys
 from augcli.transforms.mixing import MixPool, one_hot
@@ -76,7 +76,7 @@ def balance_copies(labels: np.ndarray, num_classes: int, copies: int, keep_origi
     The extra copies of a class are spread round-robin over its sources in dataset order, so the
     first sources of a class get one more copy than the last when the split is uneven.
     """
-    hard = labels if labels.ndim == 1 else labels.argmax(axis=1)
+    hard = hard_labels(labels)
     n_class = np.bincount(hard, minlength=num_classes)
     base = n_class * (copies + (1 if keep_originals else 0))
     goal = base.max() if target == "max" else int(target)
@@ -92,9 +92,10 @@ def balance_copies(labels: np.ndarray, num_classes: int, copies: int, keep_origi
 
 def _run_chunk(bounds: tuple[int, int], job: dict | None = None):
     """Augment work items [lo, hi) of the job (the worker's ``workers.JOB`` when run in a pool)."""
-    from augcli.engine import workers
+    if job is None:  # in a pool worker, where the worker module is loaded already
+        from augcli.engine import workers
 
-    job = job if job is not None else workers.JOB
+        job = workers.JOB
     lo, hi = bounds
     src, copy = job["source"][lo:hi], job["copy"][lo:hi]
     images = job["images"][src]
@@ -170,6 +171,8 @@ def augment_dataset(
                id_hashes=hash_ids(list(dataset.ids)))
     chunks = [(lo, min(lo + batch_size, len(source))) for lo in range(0, len(source), batch_size)]
     if workers > 1 and len(chunks) > 1:
+        # function-level: the worker pool (multiprocessing, concurrent.futures) costs ~12 ms of import
+        # time, paid otherwise by every command that imports this module (preview, inspect, validate...)
         from augcli.engine.workers import ordered_map
 
         results = ordered_map(_run_chunk, chunks, job, workers)
@@ -184,7 +187,7 @@ def augment_dataset(
             add_counts(suppressed, chunk_supp)
             if progress:
                 progress(hi - lo)
-    hard = dataset.labels if dataset.labels.ndim == 1 else dataset.labels.argmax(axis=1)
+    hard = hard_labels(dataset.labels)
     return Augmented(images, out_labels, dataset.ids[source], source, copy, ops, fired, suppressed, hard[source])
 
 

@@ -10,8 +10,10 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from augcli.errors import UsageError
+from augcli.backend import active_backend
 from augcli.engine.shards import ProgressLog, ShardResult, ShardSpec, run_shard
+from augcli.errors import UsageError
+from augcli.io.formats import Format
 
 ENGINES = ("local", "dask")
 DASK_HINT = 'the dask engine needs the optional extra: pip install "augcli[dask]"'
@@ -19,27 +21,30 @@ SCRATCH = ".dask-scratch"
 
 
 def _run_in_worker(spec: ShardSpec) -> ShardResult:
+    # runs in a pool worker, where the module is loaded already (at the top it would cost every command
+    # the pool's import time, see _forked)
     from augcli.engine import workers
 
     j = workers.JOB
-    return run_shard(spec, j["source"], j["pipeline"], j["fmt"], j["folder"], j["batch_size"], 1)
+    return run_shard(spec, j["source"], j["pipeline"], j["writer"], j["folder"], j["batch_size"], 1)
 
 
-def execute(specs: list[ShardSpec], source, pipeline, fmt: str, folder: Path, *, batch_size: int = 256,
+def execute(specs: list[ShardSpec], source, pipeline, writer: Format, folder: Path, *, batch_size: int = 256,
             workers: int = 1, engine: str = "local", scheduler: str | None = None, scheduler_file: str | None = None,
             progress: Callable[[int], None] | None = None) -> tuple[list[ShardResult], int]:
-    """Run every shard not already finished in ``folder``; returns (results in order, shards reused)."""
+    """Run every shard not already finished in ``folder``, writing with ``writer``; returns (results in
+    order, shards reused)."""
     log = ProgressLog(folder)
     results: list[ShardResult | None] = [log.done(s.name) for s in specs]
     reused = sum(r is not None for r in results)
     pending = [i for i, r in enumerate(results) if r is None]
     todo = [specs[i] for i in pending]
     if engine == "dask":
-        stream = _dask(todo, source, pipeline, fmt, folder, batch_size, workers, scheduler, scheduler_file)
+        stream = _dask(todo, source, pipeline, writer, folder, batch_size, workers, scheduler, scheduler_file)
     elif workers > 1 and len(todo) > 1:
-        stream = _forked(todo, source, pipeline, fmt, folder, batch_size, workers)
+        stream = _forked(todo, source, pipeline, writer, folder, batch_size, workers)
     else:  # one shard (or one worker): parallelism, if any, goes inside the shard, over batches
-        stream = (run_shard(s, source, pipeline, fmt, folder, batch_size, workers) for s in todo)
+        stream = (run_shard(s, source, pipeline, writer, folder, batch_size, workers) for s in todo)
     try:
         for i, result in zip(pending, stream):
             log.record(result)
@@ -51,15 +56,17 @@ def execute(specs: list[ShardSpec], source, pipeline, fmt: str, folder: Path, *,
     return results, reused
 
 
-def _forked(todo, source, pipeline, fmt, folder, batch_size, workers):
+def _forked(todo, source, pipeline, writer, folder, batch_size, workers):
+    # function-level: the worker pool (multiprocessing, concurrent.futures) costs ~12 ms of import
+    # time, paid otherwise by every command, validate and transforms included
     from augcli.engine.workers import ordered_map
 
-    job = dict(source=source, pipeline=pipeline, fmt=fmt, folder=folder, batch_size=batch_size)
+    job = dict(source=source, pipeline=pipeline, writer=writer, folder=folder, batch_size=batch_size)
     yield from ordered_map(_run_in_worker, todo, job, workers)
 
 
-def _dask(todo, source, pipeline, fmt, folder, batch_size, workers, scheduler, scheduler_file):
-    try:
+def _dask(todo, source, pipeline, writer, folder, batch_size, workers, scheduler, scheduler_file):
+    try:  # an optional extra: imported only when asked for
         import dask
         from dask.distributed import Client, LocalCluster
     except ImportError:
@@ -77,12 +84,10 @@ def _dask(todo, source, pipeline, fmt, folder, batch_size, workers, scheduler, s
                                    dashboard_address=None, silence_logs=40, local_directory=str(scratch))
         client = Client(cluster)
     try:
-        shared = client.scatter([source, pipeline], broadcast=True)
-        from augcli.backend import active_backend
-
+        shared = client.scatter([source, pipeline, writer], broadcast=True)
         backend = active_backend()  # workers are fresh processes: give them the caller's kernels
-        futures = [client.submit(run_shard, spec, shared[0], shared[1], fmt, Path(folder).resolve(), batch_size, 1,
-                                 backend, pure=False) for spec in todo]
+        futures = [client.submit(run_shard, spec, shared[0], shared[1], shared[2], Path(folder).resolve(), batch_size,
+                                 1, backend, pure=False) for spec in todo]
         for future in futures:
             yield future.result()
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -9,25 +10,24 @@ from typing import Callable
 import numpy as np
 
 from augcli import __version__
-from augcli.reporting import run_report as reporting
-from augcli.engine.budget import check_plan
+from augcli.backend import active_backend
+from augcli.budget import check_plan
 from augcli.clean import stage
+from augcli.config.strategy import Strategy
 from augcli.datasets import Dataset
-from augcli.engine.augment import balance_copies
-from augcli.errors import UsageError
 from augcli.engine.executors import execute
+from augcli.engine.shards import ProgressLog, ShardSpec, finish_output, outputs_per_split, plan_shards, plan_shuffled
+from augcli.engine.stages import build_pipeline, clean_dataset, open_source, split_clean, train_copies, write_findings
+from augcli.errors import SchemaError
 from augcli.io.atomic import AtomicFolder, check_target
+from augcli.io.formats import output_format
 from augcli.io.guard import strategy_inputs
 from augcli.pipeline import Pipeline
-from augcli.engine.shards import ProgressLog, ShardSpec, outputs_per_split, plan_shards, plan_shuffled
-from augcli.engine.shards import write_split_files
-from augcli.datasets.source import load_dataset, open_source  # noqa: F401  (load_dataset: used by other commands)
-from augcli.datasets.split import split_dataset
-from augcli.config.strategy import Strategy
-from augcli.backend import active_backend
+from augcli.reporting import run_report as reporting
+from augcli.reporting.preview import pick_rows
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunOptions:
     out: str | None = None
     batch_size: int | None = None     # images per batch; None = sized to the images (``auto_batch_size``)
@@ -41,42 +41,35 @@ class RunOptions:
     scheduler: str | None = None
     scheduler_file: str | None = None
     resume: bool = False              # keep the partial output on an interrupt, to resume it later
-    resumed: int = 0                  # set by run(): shards reused from an earlier partial output
-    discarded_partial: bool = False   # set by run(): an earlier partial output was made from something else
     progress: Callable[[str, int], Callable[[int], None]] | None = None  # (label, total) -> tick
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How a run executed, for its report: the options as resolved and what it found on disk."""
+
+    batch_size: int
+    workers: int
+    engine: str
+    resumed: int = 0                  # shards reused from an earlier partial output
+    discarded_partial: bool = False   # an earlier partial output was made from something else
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The input after the shared stages: what planning and writing start from."""
+
+    source: object             # ``datasets.source.Source``: full-resolution pixels by row
+    loaded: Dataset            # the clean view as loaded
+    cleaned: Dataset
+    removed: list              # cleaning and leakage findings
+    splits: dict               # name -> Dataset
+    pipeline: Pipeline
 
 
 def output_dir(strategy: Strategy, options: RunOptions) -> Path:
     configured = options.out or strategy.section("output")["dir"]
     return Path(configured) if configured else Path("data") / "out" / strategy.name
-
-
-def clean_dataset(strategy: Strategy, dataset: Dataset) -> tuple[Dataset, list[dict]]:
-    """Apply the ``clean`` section; returns the kept samples and one record per finding."""
-    return stage.clean(dataset, strategy.section("clean"), strategy.seed)
-
-
-def split_clean(strategy: Strategy, dataset: Dataset, clean_config: dict | None = None) -> tuple[dict[str, Dataset], list[dict]]:
-    """Split as the strategy says, then remove training samples that leak into val/test."""
-    sp = strategy.section("split")
-    try:
-        splits = split_dataset(dataset, strategy.seed, val=sp["val"], test=sp["test"], stratify=sp["stratify"])
-    except ValueError as err:
-        raise UsageError(f"{strategy.path}: split: {err}") from None
-    return stage.remove_leakage(splits, clean_config or strategy.section("clean"))
-
-
-def build_pipeline(strategy: Strategy, class_names: list[str]) -> Pipeline:
-    """The strategy's pipeline with its per-class rules bound to the loaded class names."""
-    return Pipeline.from_strategy(strategy, class_names=class_names)
-
-
-def train_copies(aug: dict, train: Dataset):
-    """Copies per training source: the configured count, raised for minority classes by ``balance``."""
-    target = aug["balance"]["target"]
-    if target is None:
-        return aug["copies"]
-    return balance_copies(train.labels, len(train.class_names), aug["copies"], aug["keep_originals"], target)
 
 
 # Memory bounds: a split whose output exceeds SINGLE_FILE_LIMIT is written in shards of about
@@ -107,8 +100,6 @@ def auto_batch_size(image_shape: tuple) -> int:
 def release_free_memory() -> None:
     """Return freed heap pages to the OS (glibc keeps them otherwise, inflating peak RSS later)."""
     try:
-        import ctypes
-
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc: nothing to do
         pass
@@ -143,87 +134,120 @@ def plan_run(strategy: Strategy, source, splits: dict[str, Dataset], shard_size:
             for s in plan_shuffled(name, rows, splits[name].ids, copies, keep, shard_size, strategy.seed)]
 
 
+def check_image_size(strategy: Strategy, pipeline: Pipeline, image_shape: tuple, train: Dataset | None) -> None:
+    """Refuse (exit 2, at the strategy line) a pipeline that changes the image size while
+    ``augment.keep_originals`` keeps the originals: a split's outputs share one array per file, so
+    the originals and their copies must share one size. Only the training split is augmented."""
+    aug = strategy.section("augment")
+    if not aug["keep_originals"] or train is None or not len(train):
+        return
+    image_shape = tuple(image_shape)
+    shape = tuple(pipeline.output_shape((1,) + image_shape)[1:])
+    if shape == image_shape or not np.any(np.asarray(train_copies(aug, train)) > 0):
+        return
+    where, name = _first_resize(strategy.transforms, image_shape)
+    raise strategy.error(SchemaError(where, (
+        f"{name} changes the image size {image_shape[0]}x{image_shape[1]} -> {shape[0]}x{shape[1]}, but "
+        "augment.keep_originals is true and the originals keep theirs (one output file holds both); set "
+        "augment.keep_originals: false or keep the size")))
+
+
+def _first_resize(transforms: list, image_shape: tuple) -> tuple[tuple, str]:
+    """(path, name) of the first top-level pipeline entry after which the size differs from the input's."""
+    shape = (1,) + image_shape
+    for i, transform in enumerate(transforms):
+        shape = tuple(transform.output_shape(shape))
+        if shape[1:] != image_shape:
+            return ("augment", "pipeline", i), transform.name
+    return ("augment", "pipeline"), "augment.pipeline"
+
+
+def _prepare(strategy: Strategy, options: RunOptions, timer) -> Prepared:
+    """The shared stages, timed; the pipeline checked against the images before any output work."""
+    with timer("load"):
+        source, loaded, keys = open_source(strategy, options.strict, options.limit)
+    with timer("clean"):
+        cleaned, removed = clean_dataset(strategy, loaded, keys)
+    with timer("split"):
+        splits, leaks = split_clean(strategy, cleaned)
+    release_free_memory()  # the scan and cleaning temporaries are gone; give their pages back
+    pipeline = build_pipeline(strategy, cleaned.class_names)
+    check_image_size(strategy, pipeline, source.image_shape, splits.get("train"))
+    return Prepared(source, loaded, cleaned, removed + leaks, splits, pipeline)
+
+
+def _plan(strategy: Strategy, options: RunOptions, data: Prepared) -> tuple[int | None, list[ShardSpec]]:
+    """(shard size, shard specs): the configured size, or one that keeps a large split out of one file."""
+    shard_size = options.shard_size or strategy.section("output")["shard_size"]
+    specs = plan_run(strategy, data.source, data.splits, shard_size)
+    if shard_size is None and _largest_split_bytes(data.source, specs) > SINGLE_FILE_LIMIT:
+        shard_size = max(1, SHARD_BYTES // _image_bytes(data.source))  # too big for one file in memory
+        specs = plan_run(strategy, data.source, data.splits, shard_size)
+    return shard_size, specs
+
+
 def run(strategy: Strategy, options: RunOptions) -> dict:
     """Execute a strategy; returns the report dict (also written as report.json unless dry-run)."""
     timer = reporting.Timer()
     target = output_dir(strategy, options)
     if not options.dry_run:
         check_target(target, options.overwrite, strategy_inputs(strategy))  # before any work: exit 2, nothing touched
-
-    with timer("load"):
-        source, loaded, keys = open_source(strategy, options.strict, options.limit)
-    with timer("clean"):
-        cleaned, removed = stage.clean(loaded, strategy.section("clean"), strategy.seed, keys)
-    with timer("split"):
-        splits, leaks = split_clean(strategy, cleaned)
-        removed = removed + leaks
-    release_free_memory()  # the scan and cleaning temporaries are gone; give their pages back
-    pipeline = build_pipeline(strategy, cleaned.class_names)
-    shard_size = options.shard_size or strategy.section("output")["shard_size"]
-    specs = plan_run(strategy, source, splits, shard_size)
-    if shard_size is None and _largest_split_bytes(source, specs) > SINGLE_FILE_LIMIT:
-        shard_size = max(1, SHARD_BYTES // _image_bytes(source))  # too big for one file in memory
-        specs = plan_run(strategy, source, splits, shard_size)
-    options.batch_size = options.batch_size or auto_batch_size(source.image_shape)
-    check_plan(specs, _image_bytes(source), options.workers, strategy.path)  # before the work plan is built
+    data = _prepare(strategy, options, timer)
+    shard_size, specs = _plan(strategy, options, data)
+    check_plan(specs, _image_bytes(data.source), options.workers, strategy.path)  # before the work plan is built
     if options.dry_run:
-        return reporting.build_plan(strategy, loaded, cleaned, removed, splits, outputs_per_split(specs), target,
-                                    source.image_shape)
+        return reporting.build_plan(strategy, data.loaded, data.cleaned, data.removed, data.splits,
+                                    outputs_per_split(specs), target, data.source.image_shape)
+    return _write_output(strategy, options, data, specs, shard_size, target, timer)
 
+
+def _write_output(strategy: Strategy, options: RunOptions, data: Prepared, specs: list[ShardSpec],
+                  shard_size: int | None, target: Path, timer) -> dict:
+    """Augment and write every shard, then the files of the whole output and the report, atomically."""
     fmt = strategy.section("output")["format"]
     # what the output is made from: a partial output from another input or kernel backend is discarded
     state = {"strategy": strategy.sha256, "format": fmt, "shard_size": shard_size, "augcli": __version__,
-             "limit": options.limit, "backend": active_backend(), "input": source.fingerprint()}
+             "limit": options.limit, "backend": active_backend(), "input": data.source.fingerprint()}
+    batch_size = options.batch_size or auto_batch_size(data.source.image_shape)
+    writer = output_format(fmt, data.source, data.pipeline.mixes_labels)
     folder = AtomicFolder(target, options.overwrite, state=state, keep_partial=options.resume,
                           inputs=strategy_inputs(strategy))
     with folder as tmp:
-        options.discarded_partial = folder.discarded
         with timer("augment"):
             total = sum(outputs_per_split(specs).values())
             tick = options.progress("augment", total) if options.progress else None
-            try:
-                results, options.resumed = execute(
-                    specs, source, pipeline, fmt, tmp, batch_size=options.batch_size, workers=options.workers,
-                    engine=options.engine, scheduler=options.scheduler, scheduler_file=options.scheduler_file,
-                    progress=tick)
-            except ValueError as err:
-                raise UsageError(f"{strategy.path}: augment: {err}") from None
+            results, resumed = execute(
+                specs, data.source, data.pipeline, writer, tmp, batch_size=batch_size, workers=options.workers,
+                engine=options.engine, scheduler=options.scheduler, scheduler_file=options.scheduler_file,
+                progress=tick)
         with timer("write"):
             files = sorted({f.split("/", 1)[0] + ("/" if "/" in f else "") for r in results for f in r.files})
-            files += write_split_files(tmp, fmt, results, source.class_names)  # classes.txt, metadata.jsonl
-            if strategy.section("output")["manifest"]:
-                with open(tmp / "manifest.jsonl", "w", encoding="utf-8") as fh:
-                    for r in results:  # shard order = output order; written last, from the shard parts
-                        fh.writelines(line + "\n" for line in r.manifest)
-                files.append("manifest.jsonl")
-            if strategy.section("report")["preview"] and "train" in splits:
-                reporting.write_preview(tmp / "preview.png", preview_dataset(source, splits["train"], strategy),
-                                        pipeline, strategy.section("report"))
-                files.append("preview.png")
-            files += write_findings(tmp, stage.load_findings(loaded) + removed, [loaded])
+            files += finish_output(tmp, writer, results)  # classes.txt, metadata.jsonl
+            files += _write_extras(tmp, strategy, data, results)
             ProgressLog(tmp).close()
-        soft = pipeline.mixes_labels
-        report = reporting.build_report(strategy, loaded, cleaned, removed, splits, results, files, timer, target,
-                                        options, soft, source.image_shape)
+        execution = Execution(batch_size, options.workers, options.engine, resumed, folder.discarded)
+        report = reporting.build_report(strategy, data.loaded, data.cleaned, data.removed, data.splits, results, files,
+                                        timer, target, execution, data.pipeline.mixes_labels, data.source.image_shape)
         reporting.write_report(tmp, report)
     return report
 
 
+def _write_extras(folder: Path, strategy: Strategy, data: Prepared, results: list) -> list[str]:
+    """manifest.jsonl, preview.png and the cleaning findings, as the strategy asks; returns their names."""
+    files = []
+    if strategy.section("output")["manifest"]:
+        with open(folder / "manifest.jsonl", "w", encoding="utf-8") as fh:
+            for r in results:  # shard order = output order; written last, from the shard parts
+                fh.writelines(line + "\n" for line in r.manifest)
+        files.append("manifest.jsonl")
+    if strategy.section("report")["preview"] and "train" in data.splits:
+        reporting.write_preview(folder / "preview.png", preview_dataset(data.source, data.splits["train"], strategy),
+                                data.pipeline, strategy.section("report"))
+        files.append("preview.png")
+    return files + write_findings(folder, stage.load_findings(data.loaded) + data.removed, [data.loaded])
+
+
 def preview_dataset(source, train: Dataset, strategy: Strategy) -> Dataset:
     """Full-resolution originals for the preview rows (the split may hold only thumbnails)."""
-    from augcli.reporting.preview import pick_rows
-
     picked = pick_rows(train, strategy.section("report")["preview_samples"])
     return source.dataset(source.rows_of(train.ids[picked]))
-
-
-def write_findings(folder: Path, records: list[dict], datasets: list[Dataset]) -> list[str]:
-    """quarantine.csv (always, so pipelines can rely on it) and clean.png when something was found."""
-    from augcli.clean import outputs
-
-    outputs.write_quarantine(folder / "quarantine.csv", records)
-    picture = outputs.clean_picture(records, datasets)
-    if picture is None:
-        return ["quarantine.csv"]
-    picture.save(folder / "clean.png", format="PNG")
-    return ["quarantine.csv", "clean.png"]

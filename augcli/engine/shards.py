@@ -2,31 +2,30 @@
 
 A split's sources are cut, in order, into shards of at most ``shard_size`` output samples (without a
 shard size a split is one shard: ``train.npz``). With ``output.shuffle`` the split's outputs, every
-(source row, copy) pair, are first put in one seeded order (``engine.output_order``) and that order is
+(source row, copy) pair, are first put in one seeded order (``augment.output_order``) and that order is
 cut into shards, so each shard mixes classes and the copies of one image are spread over the split.
 A shard job reads its sources, augments them (mixing partners come from the same shard), writes its
-files and returns its manifest lines and counts. A job is a pure function of its spec, so shards can
-run in any order, in worker processes or on a Dask cluster, and produce the same bytes.
+files (through its ``io.formats`` writer) and returns its manifest lines and counts. A job is a pure
+function of its spec, so shards can run in any order, in worker processes or on a Dask cluster, and
+produce the same bytes. ``ProgressLog`` records finished shards so an interrupted run can resume.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
-import tarfile
+import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
+from augcli.backend import set_backend
 from augcli.datasets.base import Dataset
 from augcli.engine.augment import augment_dataset, output_order, plan
+from augcli.io.atomic import write_file
+from augcli.io.encoders import manifest_line, pixel_sha256
+from augcli.io.formats import Format, Samples, file_sha256, soft_label_rows
 from augcli.rng import hash_ids
-from augcli.io.encoders import (class_dirs, encode_png, manifest_line, pixel_sha256, png_relpath, png_stem, safe_name,
-                               unique_names, write_class_list, write_npz)
-
-FORMATS = ("npz", "png", "tar")
 
 
 @dataclass
@@ -82,7 +81,7 @@ def plan_shards(split: str, rows: np.ndarray, copies, keep_originals: bool, shar
 
 def plan_shuffled(split: str, rows: np.ndarray, ids, copies, keep_originals: bool, shard_size: int | None,
                   seed: int) -> list[ShardSpec]:
-    """Every (row, copy) output of the split in its seeded order (``engine.output_order``), cut into
+    """Every (row, copy) output of the split in its seeded order (``augment.output_order``), cut into
     consecutive shards of ``shard_size`` outputs (one shard without a size). Holds the whole split's
     plan (about 40 bytes per output): check the plan's size (``budget.check_plan``) first."""
     source, copy = plan(len(rows), copies, keep_originals)
@@ -104,15 +103,13 @@ def shard_items(spec: ShardSpec) -> tuple[np.ndarray, tuple | None]:
     return reads, (index.reshape(-1).astype(np.int64), np.asarray(spec.copy, dtype=np.int64))
 
 
-def run_shard(spec: ShardSpec, source, pipeline, fmt: str, folder: Path, batch_size: int, workers: int = 1,
+def run_shard(spec: ShardSpec, source, pipeline, writer: Format, folder: Path, batch_size: int, workers: int = 1,
               backend: str | None = None) -> ShardResult:
     """Augment and write one shard into ``folder``; returns what the manifest and report need.
 
     ``backend`` pins the kernel backend in a process that did not inherit the caller's (Dask workers).
     """
     if backend is not None:
-        from augcli.backend import set_backend
-
         set_backend(backend)
     reads, items = shard_items(spec)
     part = Dataset(source.read(reads), source.labels[reads], source.ids[reads], source.class_names)
@@ -123,19 +120,19 @@ def run_shard(spec: ShardSpec, source, pipeline, fmt: str, folder: Path, batch_s
     names = source.class_names
     hard, soft = output_labels(out, pipeline.mixes_labels)
     result.counts = {c: int(n) for c, n in zip(names, np.bincount(hard, minlength=len(names)))}
-    locations = WRITERS[fmt](folder, spec, out, source, result.files, hard, soft)
+    samples = Samples(out.images, out.ids, spec.rows[out.source_index], out.copy_index, hard, soft,
+                      soft_label_rows(soft))
+    locations, result.files = writer.write(folder, spec.split, spec.name, samples)
     sha = pixel_sha256(out.images)
     result.identical = identical_copies(part.images, out, sha)
-    soft_lists = _json_rows(soft)
     for i in range(len(out)):
         record = {"file": locations[i], "split": spec.split, "source": str(out.ids[i]), "class": names[hard[i]],
                   "label": int(hard[i]), "copy": int(out.copy_index[i]), "ops": out.ops[i] if out.ops else [],
                   "sha256": sha[i]}
-        if soft_lists is not None:
-            record["soft_label"] = soft_lists[i]
+        if samples.soft_rows is not None:
+            record["soft_label"] = samples.soft_rows[i]
         result.manifest.append(manifest_line(record))
-    if fmt == "png":
-        result.metadata = _metadata_lines(locations, hard, soft_lists)
+    result.metadata = writer.metadata(locations, samples)
     return result
 
 
@@ -153,23 +150,6 @@ def output_labels(out, mixes: bool) -> tuple[np.ndarray, np.ndarray | None]:
     return soft.argmax(axis=1).astype(np.int64), (soft if mixes else None)
 
 
-def _json_rows(soft: np.ndarray | None) -> list | None:
-    # float64 of the 6-place value: JSON shows 0.3, not float32's 0.30000001192092896
-    return None if soft is None else np.round(soft.astype(np.float64), 6).tolist()
-
-
-def _metadata_lines(locations: list[str], hard: np.ndarray, soft: list | None) -> list[str]:
-    """``metadata.jsonl`` lines of a PNG shard (Hugging Face ``imagefolder`` reads them as columns):
-    ``file_name`` relative to the split folder, the hard ``label``, ``soft_label`` when mixing."""
-    lines = []
-    for i, rel in enumerate(locations):
-        record = {"file_name": rel.split("/", 1)[1], "label": int(hard[i])}
-        if soft is not None:
-            record["soft_label"] = soft[i]
-        lines.append(manifest_line(record))
-    return lines
-
-
 def identical_copies(originals: np.ndarray, out, sha: list[str]) -> int:
     """Augmented copies whose pixels equal their original's (every step skipped, as p < 1 allows):
     cleaning this output again would drop them as exact duplicates."""
@@ -180,102 +160,13 @@ def identical_copies(originals: np.ndarray, out, sha: list[str]) -> int:
     return int((np.asarray(sha)[copies] == first[out.source_index[copies]]).sum())
 
 
-def _file_sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _write_npz(folder: Path, spec: ShardSpec, out, source, files: dict, hard, soft) -> list[str]:
-    """``labels`` int64 (N,) in every split; ``soft_labels`` float32 (N, K) beside them in the training
-    split when the pipeline mixes (val/test are never mixed)."""
-    name, names = f"{spec.name}.npz", source.class_names
-    arrays = {"images": out.images, "labels": hard}
-    if soft is not None and spec.split == "train":
-        arrays["soft_labels"] = soft
-    write_npz(folder / name, {
-        **arrays, "ids": out.ids.astype(str),
-        "source_index": spec.rows[out.source_index], "copy_index": out.copy_index,
-        "class_names": np.asarray(names, dtype=str),
-    })
-    files[name] = _file_sha(folder / name)
-    return [f"{name}#{i}" for i in range(len(out))]
-
-
-def png_names(source, mixes: bool = False) -> tuple[list, list]:
-    """(folder per class, file stem per source row), one-to-one, computed once per source.
-
-    Two ids whose safe forms clash (``x.png`` and ``x.jpg``, names in other scripts, very long names)
-    would otherwise write to the same file; computed over the whole source so every shard agrees.
-    Folders sort in class order (``class_dirs``). When the pipeline ``mixes``, a mixed copy is filed
-    under the class with the largest weight, which may not be its source's, so stems keep the source's
-    class folder (``cat_001`` for ``cat/001.png``) and are made unique over all classes, not per class.
-    """
-    cached = getattr(source, "_png_names", {}).get(mixes)
-    if cached is None:
-        names = source.class_names
-        hard = source.labels if source.labels.ndim == 1 else source.labels.argmax(axis=1)
-        if mixes:
-            stems = unique_names([png_stem(i, "") for i in source.ids], list(source.ids))
-        else:
-            stems = unique_names([png_stem(i, names[c]) for i, c in zip(source.ids, hard)], list(source.ids), list(hard))
-        cached = (class_dirs(names), stems)
-        source._png_names = {**getattr(source, "_png_names", {}), mixes: cached}
-    return cached
-
-
-def _write_png(folder: Path, spec: ShardSpec, out, source, files: dict, hard, soft) -> list[str]:
-    """``<split>/<class>/<stem>__<copy>.png`` under the hard label's folder; every class folder of the
-    split exists, empty or not, so folder-sorting readers number the classes alike in every split."""
-    dirs, stems = png_names(source, soft is not None)
-    for d in dirs:
-        (folder / safe_name(spec.split) / d).mkdir(parents=True, exist_ok=True)
-    rows = spec.rows[out.source_index]
-    locations = [png_relpath(spec.split, dirs[c], stems[r], k) for c, r, k in zip(hard, rows, out.copy_index)]
-    for rel, image in zip(locations, out.images):
-        data = encode_png(image)
-        path = folder / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        files[rel] = hashlib.sha256(data).hexdigest()
-    return locations
-
-
-def _write_tar(folder: Path, spec: ShardSpec, out, source, files: dict, hard, soft) -> list[str]:
-    """A WebDataset shard: ``<key>.png`` + ``<key>.cls`` (the hard label) + ``<key>.json`` (source,
-    class name, label, copy, ``soft_label`` when mixing) per sample, reproducible bytes."""
-    name, names = f"{spec.name}.tar", source.class_names
-    keys = [f"{spec.name}_{i:06d}" for i in range(len(out))]
-    soft_lists = _json_rows(soft)
-    with tarfile.open(folder / name, "w", format=tarfile.USTAR_FORMAT) as tar:
-        for i, key in enumerate(keys):
-            meta = {"source": str(out.ids[i]), "class": names[hard[i]], "label": int(hard[i]),
-                    "copy": int(out.copy_index[i])}
-            if soft_lists is not None:
-                meta["soft_label"] = soft_lists[i]
-            for suffix, data in ((".png", encode_png(out.images[i])), (".cls", str(int(hard[i])).encode()),
-                                 (".json", json.dumps(meta, sort_keys=True).encode())):
-                info = tarfile.TarInfo(key + suffix)
-                info.size, info.mtime, info.mode = len(data), 0, 0o644
-                tar.addfile(info, io.BytesIO(data))
-    files[name] = _file_sha(folder / name)
-    return [f"{name}#{key}" for key in keys]
-
-
-WRITERS = {"npz": _write_npz, "png": _write_png, "tar": _write_tar}
-
-
-def write_split_files(folder: Path, fmt: str, results: list[ShardResult], class_names) -> list[str]:
-    """What no single shard can write: the class list at the output root (every format: it lies beside
-    the tar shards and the PNG split folders) and, in a PNG tree, each split's ``metadata.jsonl`` from
-    its shards' lines in output order. Returns the root entries written."""
-    written = write_class_list(folder, class_names)
-    if fmt == "png":
-        lines: dict[str, list] = {}
-        for r in results:
-            lines.setdefault(r.name.split("-", 1)[0], []).extend(r.metadata)
-        for split, part in lines.items():
-            text = "".join(f"{line}\n" for line in part)
-            (folder / safe_name(split) / "metadata.jsonl").write_text(text, encoding="utf-8")
-    return written
+def finish_output(folder: Path, writer: Format, results: list[ShardResult]) -> list[str]:
+    """What no single shard can write (``Format.finish``), from the shards' metadata lines per split
+    in output order. Returns the root entries written."""
+    metadata: dict[str, list] = {}
+    for r in results:
+        metadata.setdefault(r.name.split("-", 1)[0], []).extend(r.metadata)
+    return writer.finish(folder, metadata)
 
 
 def outputs_per_split(specs: list[ShardSpec]) -> dict[str, int]:
@@ -306,17 +197,13 @@ class ProgressLog:
             return None
         for rel, sha in result.files.items():
             target = self.folder / rel
-            if not target.is_file() or _file_sha(target) != sha:
+            if not target.is_file() or file_sha256(target) != sha:
                 return None
         return result
 
     def record(self, result: ShardResult) -> None:
-        # written to a temporary name and renamed, so a crash never leaves a half-written record
-        tmp = self.dir / f"{result.name}.json.tmp"
-        tmp.write_text(json.dumps(result.__dict__), encoding="utf-8")
-        tmp.replace(self.dir / f"{result.name}.json")
+        # atomic: a crash never leaves a half-written record
+        write_file(self.dir / f"{result.name}.json", json.dumps(result.__dict__).encode("utf-8"))
 
     def close(self) -> None:
-        import shutil
-
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -12,6 +12,7 @@ an interrupt or error in the caller kills the workers at once instead of waiting
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
 import signal
@@ -20,6 +21,8 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Iterable, Iterator
+
+from augcli.backend import active_backend, cv2_or_none, set_backend
 
 JOB: dict = {}
 
@@ -33,8 +36,6 @@ def _parent_death_signal() -> bool:
     if not sys.platform.startswith("linux"):
         return False
     try:
-        import ctypes
-
         return ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
     except (OSError, AttributeError):
         return False
@@ -72,7 +73,7 @@ def _context():
     """The forkserver context, its server started here with the guard preloaded (spawn elsewhere)."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
-    from multiprocessing import forkserver
+    from multiprocessing import forkserver  # only where the platform has it
 
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["__main__", __name__])
@@ -89,6 +90,7 @@ def _context():
 def joblib_parallel(jobs: int):
     """joblib's ``Parallel`` (generator of results) for ``evaluate``/``search --jobs`` whose loky
     workers die with this process (left alone they outlive a ``kill -9`` and idle for 5 minutes)."""
+    # function-level: joblib is heavy and only evaluate/search --jobs need it
     from joblib import Parallel
     from joblib.parallel import LokyBackend
 
@@ -102,8 +104,6 @@ def _install(job: dict) -> None:
     JOB.clear()
     JOB.update(job)
     JOB["in_worker"] = True
-    from augcli.backend import cv2_or_none, set_backend
-
     set_backend(job["backend"])
     cv2 = cv2_or_none()
     if cv2 is not None:
@@ -128,8 +128,6 @@ def ordered_map(function: Callable, tasks: Iterable, job: dict, workers: int) ->
     ``function`` reads the shared, read-only ``job`` from ``workers.JOB``. Closing the iterator
     early, or an exception (KeyboardInterrupt included) while it waits, kills the workers.
     """
-    from augcli.backend import active_backend
-
     ctx = _context()
     parent = os.getpid() if ctx.get_start_method() == "spawn" else None
     job = dict(job, backend=active_backend(), parent=parent)

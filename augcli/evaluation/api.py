@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import Callable, NamedTuple
 
-from augcli.engine import runner
+from augcli.engine import stages
 from augcli.datasets.base import Dataset
 from augcli.errors import UsageError
 from augcli.evaluation import models as M
@@ -92,10 +92,10 @@ class Prepared(NamedTuple):
 
 def prepare(strategy: Strategy, limit: int | None, command: str) -> Prepared:
     """The dataset loaded and cleaned, the strategy's pipeline checked against the image size."""
-    loaded = runner.load_dataset(strategy, limit=limit)
+    loaded = stages.load_dataset(strategy, limit=limit)
     label_free, near_distance, label_folds = cleaning_plan(strategy)
-    cleaned, removed = runner.clean_dataset(label_free, loaded)
-    pipeline = runner.build_pipeline(strategy, cleaned.class_names)
+    cleaned, removed = stages.clean_dataset(label_free, loaded)
+    pipeline = stages.build_pipeline(strategy, cleaned.class_names)
     shape = pipeline.output_shape((1,) + cleaned.image_shape)[1:]
     if tuple(shape) != cleaned.image_shape:
         raise UsageError(f"{strategy.path}: augment.pipeline changes the image size {cleaned.image_shape[:2]} -> "
@@ -118,7 +118,7 @@ def check_samples(cleaned: Dataset, settings: Settings) -> None:
 
 def _context(strategy: Strategy, settings: Settings, prepared: Prepared, adaptive: dict | None) -> Context:
     aug = strategy.section("augment")
-    return Context(prepared.cleaned, prepared.pipeline, partial(runner.train_copies, aug), aug["keep_originals"],
+    return Context(prepared.cleaned, prepared.pipeline, partial(stages.train_copies, aug), aug["keep_originals"],
                    strategy.seed, settings, near_distance=prepared.near_distance, label_folds=prepared.label_folds,
                    adaptive=adaptive if settings.online else None)
 

@@ -61,7 +61,7 @@ class Context:
 
     dataset: Dataset
     pipeline: Pipeline
-    copies: Callable[[Dataset], object]  # training split -> copies per source (runner.train_copies)
+    copies: Callable[[Dataset], object]  # training split -> copies per source (stages.train_copies)
     keep_originals: bool
     seed: int
     settings: Settings

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import json
 import os
 import re
 import shutil
 import stat
+import tempfile
 import time
 from pathlib import Path
 
@@ -36,8 +38,6 @@ def aside(target: Path, suffix: str) -> Path:
     name = f".{target.name}.{suffix}"
     if len(os.fsencode(f".{target.name}.")) + SUFFIX_ROOM <= NAME_MAX:
         return target.parent / name
-    import hashlib
-
     digest = hashlib.sha256(os.fsencode(target.name)).hexdigest()[:16]
     stem = target.name
     while len(os.fsencode(f".{stem}~{digest}.")) + SUFFIX_ROOM > NAME_MAX:
@@ -289,8 +289,6 @@ class AtomicFolder:
 def write_file(path: Path, data: bytes) -> None:
     """Write one file atomically: a temporary file beside it, renamed over it (signals deferred, so
     an interrupt leaves the old file or the new one, never half of one and never the temporary)."""
-    import tempfile
-
     path.parent.mkdir(parents=True, exist_ok=True)
     with deferred_signals():
         fd, tmp = tempfile.mkstemp(prefix=aside(path, "").name, suffix=".tmp", dir=path.parent)

@@ -1,4 +1,5 @@
-"""Writers for one split's samples: a deterministic .npz, a PNG class tree, and manifest lines.
+"""The pieces the output formats (``io.formats``) are made of: a deterministic ``.npz`` writer, PNG
+bytes, safe one-to-one file names, the class list, pixel hashes and manifest lines.
 
 Byte-identical output for identical input is part of the contract, so the zip entries carry a fixed
 timestamp (``np.savez`` stamps the current time) and PNGs carry no metadata.

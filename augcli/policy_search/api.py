@@ -15,7 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import Callable
 
-from augcli.engine import runner
+from augcli.engine import stages
 from augcli.errors import UsageError
 from augcli.evaluation.api import prepare
 from augcli.evaluation import models as M
@@ -54,13 +54,13 @@ def check_settings(settings: Settings) -> None:
 def space_for(strategy: Strategy, image_shape: tuple | None = None) -> Space:
     """The strategy's search space; ``image_shape`` (H, W, C) defaults to the loaded dataset's."""
     if image_shape is None:
-        image_shape = runner.load_dataset(strategy).image_shape
+        image_shape = stages.load_dataset(strategy).image_shape
     return build_space(image_shape, strategy.section("augment")["rules"])
 
 
 def _copies_at(aug: dict, n: int):
     """training split -> copies per source with ``n`` copies and the strategy's balance."""
-    return partial(runner.train_copies, {**aug, "copies": int(n)})
+    return partial(stages.train_copies, {**aug, "copies": int(n)})
 
 
 def search(strategy: Strategy, settings: Settings, report: str | None = None, out: str | None = None,
@@ -118,7 +118,7 @@ def _job(strategy: Strategy, settings: Settings, prepared) -> Job:
     copies_arm = bool(aug["pipeline"]) and settings.copies != aug["copies"]
     eval_settings = FinalSettings(models=(settings.model,), fractions=(settings.fraction,), repeats=settings.repeats,
                                   copies_arm=copies_arm)
-    ctx = P.Context(prepared.cleaned, prepared.pipeline, partial(runner.train_copies, aug), aug["keep_originals"],
+    ctx = P.Context(prepared.cleaned, prepared.pipeline, partial(stages.train_copies, aug), aug["keep_originals"],
                     strategy.seed, eval_settings, near_distance=prepared.near_distance, label_folds=prepared.label_folds)
     return Job(ctx, settings, build_space(prepared.cleaned.image_shape, aug["rules"]), list(aug["pipeline"]),
                aug["copies"], partial(_copies_at, aug), copies_arm)

@@ -56,7 +56,7 @@ class Task:
     model: str
     state: int                   # scikit-learn random_state
     seed: int                    # augmentation seed of every candidate
-    copies: Callable             # Dataset -> copies per source (runner.train_copies)
+    copies: Callable             # Dataset -> copies per source (stages.train_copies)
     keep_originals: bool
     rules: object | None         # augcli.transforms.rules.ClassRules or None
     budget: int

@@ -40,8 +40,7 @@ def flag_only(config: dict) -> dict:
 
 def inspect(strategy: Strategy, limit: int | None = None, strict: bool = False) -> tuple[dict, list[dict], list]:
     """Run the checks; returns (report, findings, datasets the findings refer to)."""
-    from augcli.engine.runner import split_clean
-    from augcli.datasets.source import open_source
+    from augcli.engine.stages import open_source, split_clean
 
     timer = reporting.Timer()
     with timer("load"):  # folders stream: the checks see thumbnails and full-resolution pixel keys
@@ -61,7 +60,7 @@ def inspect(strategy: Strategy, limit: int | None = None, strict: bool = False) 
 def write_inspection(target: Path, report: dict, records: list[dict], datasets: list, overwrite: bool,
                      inputs=()) -> list[str]:
     """inspect.json, inspect.md, quarantine.csv and (if anything was found) clean.png, atomically."""
-    from augcli.engine.runner import write_findings
+    from augcli.engine.stages import write_findings
 
     with AtomicFolder(target, overwrite, inputs=inputs) as tmp:
         files = ["inspect.json", "inspect.md"] + write_findings(tmp, stage.load_findings(datasets[0]) + records, datasets)

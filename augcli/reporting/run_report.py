@@ -99,9 +99,10 @@ def build_plan(strategy, loaded, cleaned, removed, splits, planned: dict, target
     return report
 
 
-def build_report(strategy, loaded, cleaned, removed, splits, results, files, timer, target, options, soft,
+def build_report(strategy, loaded, cleaned, removed, splits, results, files, timer, target, execution, soft,
                  image_shape=None) -> dict:
-    """The run report from the shard results (``shards.ShardResult``), in split order."""
+    """The run report from the shard results (``shards.ShardResult``), in split order; ``execution``
+    (``runner.Execution``) says how the run executed (batch size, workers, resumed shards)."""
     report = common_report("run", strategy, loaded, cleaned, removed, splits, image_shape)
     augmented = sum(r.augmented for r in results)
     fired: dict[str, int] = {}
@@ -144,10 +145,10 @@ def build_report(strategy, loaded, cleaned, removed, splits, results, files, tim
         "seconds": {k: round(v, 4) for k, v in timer.stages.items()},
         "total_seconds": round(timer.total(), 4),
         "augmented_images_per_second": round(augmented / aug_seconds, 1) if aug_seconds > 0 else None,
-        "batch_size": options.batch_size, "workers": options.workers, "engine": options.engine,
+        "batch_size": execution.batch_size, "workers": execution.workers, "engine": execution.engine,
         "kernel_backend": active_backend(),
-        "resumed_shards": getattr(options, "resumed", 0),
-        "discarded_partial": getattr(options, "discarded_partial", False),
+        "resumed_shards": execution.resumed,
+        "discarded_partial": execution.discarded_partial,
         "peak_memory_mb": peak_memory_mb(),
     }
     report["versions"] = versions()
