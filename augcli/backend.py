@@ -12,6 +12,11 @@ another order (tests/test_backends.py states the bounds), and are identical else
 from __future__ import annotations
 
 import os
+import signal
+
+import numpy as np
+
+from augcli.errors import UsageError
 
 BACKENDS = ("numpy", "opencv")
 ENV_VAR = "AUGCLI_BACKEND"
@@ -40,10 +45,6 @@ def _start_threads_without_signals(cv2) -> None:
     """Start OpenCV's worker threads now, with SIGINT/SIGTERM blocked: they inherit that mask, so
     Ctrl-C and SIGTERM always reach the main thread. (Started lazily inside a run, about one SIGINT
     in 30 sent as the first kernels ran was lost and the run went on to the end.)"""
-    import signal
-
-    import numpy as np
-
     if not hasattr(signal, "pthread_sigmask"):
         return
     old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
@@ -54,8 +55,6 @@ def _start_threads_without_signals(cv2) -> None:
 
 
 def _check(name: str, origin: str) -> str:
-    from augcli.errors import UsageError
-
     if name not in BACKENDS:
         raise UsageError(f"{origin}: expected one of {', '.join(BACKENDS)}, got {name!r}")
     if name == "opencv" and _import_cv2() is None:

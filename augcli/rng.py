@@ -14,6 +14,8 @@ import sys
 
 import numpy as np
 
+from augcli.backend import cv2_or_none
+
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
@@ -184,8 +186,6 @@ def _cv2_for(ftype):
     """
     if ftype is not np.float32:
         return None
-    from augcli.backend import cv2_or_none
-
     return cv2_or_none()
 
 

@@ -9,10 +9,13 @@ one record (``id, reason, action, score, group, suggested_label, ...``) in the r
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from augcli.datasets.base import Dataset
 from augcli.errors import DataError
+
 
 def _apply(dataset: Dataset, records: list[dict], action: str, all_records: list[dict]) -> Dataset:
     for rec in records:
@@ -37,6 +40,8 @@ def clean(dataset: Dataset, config: dict, seed: int, exact_keys: np.ndarray | No
     views whose images are thumbnails of the real ones.
     """
     keys_by_id = None if exact_keys is None else dict(zip(dataset.ids.tolist(), exact_keys))
+    # function-level: the checks pull in scipy.fft (pHash) and scikit-learn, ~130 ms of import time
+    # that validate, transforms and preview would pay for nothing
     from augcli.clean import exact, label_errors, neardup, outliers, quality
 
     records: list[dict] = []
@@ -73,15 +78,13 @@ def _note_label_check(dataset: Dataset, summary: dict | None) -> None:
         return
     dataset.label_check = summary
     if summary["abstained"]:
-        import warnings
-
         warnings.warn(f"{dataset.source or 'dataset'}: label-error check abstained, nothing flagged: "
                       f"{summary['abstained']}", stacklevel=2)
 
 
 def remove_leakage(splits: dict[str, Dataset], config: dict) -> tuple[dict[str, Dataset], list[dict]]:
     """Drop (or flag) training samples that near-duplicate a val/test sample."""
-    from augcli.clean import leakage
+    from augcli.clean import leakage  # function-level: scipy.fft through pHash, see clean()
 
     cfg = config["leakage"]
     if cfg["action"] == "off" or len(splits) < 2:

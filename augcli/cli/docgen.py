@@ -10,8 +10,10 @@ from pathlib import Path
 
 import click
 
-from augcli.transforms import catalogue
+from augcli.cli.main import cli
 from augcli.config.schema import ListOf, Mapping
+from augcli.config.strategy import SCHEMA
+from augcli.transforms import catalogue
 
 
 def _rows(fields: dict, prefix: str) -> list[str]:
@@ -30,10 +32,8 @@ def _rows(fields: dict, prefix: str) -> list[str]:
 
 
 def render_strategy() -> str:
-    from augcli.config.strategy import SCHEMA
-
     lines = ["# Strategy reference", "",
-             "Generated from `augcli/strategy.py` by `python -m augcli.cli.docgen`; do not edit by hand.", "",
+             "Generated from `augcli/config/sections.py` by `python -m augcli.cli.docgen`; do not edit by hand.", "",
              "A strategy is one YAML mapping. Every key below is optional unless its default says",
              "`required`; `augcli validate STRATEGY` prints the strategy with every default filled in.",
              "Relative paths are resolved from the current working directory.", "",
@@ -47,8 +47,6 @@ def render_strategy() -> str:
 
 
 def render_cli() -> str:
-    from augcli.cli.main import cli
-
     lines = ["# CLI reference", "", "Generated from the commands' `--help` by `python -m augcli.cli.docgen`.", ""]
     # a fixed width, so the text does not depend on the terminal that generates it
     # (and the group's own context settings, e.g. -h, as the real command line has them)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import sys
 import traceback
 import warnings
@@ -15,6 +16,7 @@ import warnings
 import click
 
 from augcli import __version__
+from augcli.cli import evaluate, inspect, preview, run, search, transforms, validate
 from augcli.cli.options import QUIET_KEY, VERBOSE_KEY, warn
 from augcli.errors import EXIT_DATA, AugcliError
 
@@ -162,24 +164,12 @@ def cli():
     """Clean, split and augment image-classification datasets from one YAML strategy."""
 
 
-def _register():
-    from augcli.cli import evaluate, inspect, preview, run, search, transforms, validate
-
-    cli.add_command(run.run)
-    cli.add_command(preview.preview)
-    cli.add_command(validate.validate)
-    cli.add_command(transforms.transforms)
-    cli.add_command(inspect.inspect)
-    cli.add_command(evaluate.evaluate)
-    cli.add_command(search.search)
-
-
-_register()
+for command in (run.run, preview.preview, validate.validate, transforms.transforms, inspect.inspect,
+                evaluate.evaluate, search.search):
+    cli.add_command(command)
 
 
 def main():
-    import signal
-
     signal.signal(signal.SIGTERM, _on_sigterm)
     _guard_stdout()
     cli(prog_name="augcli")

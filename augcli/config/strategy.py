@@ -310,6 +310,8 @@ def strategy_from_text(text: str, filename: str = "<strategy>", overrides: Seque
         overridden[opath] = expr
     try:
         config = validate_mapping(SCHEMA, data, ())
+        # function-level: the config layer imports nothing from the runtime; the pipeline entries are
+        # built (and so checked) against the transform registry only when a strategy is loaded
         from augcli.transforms.registry import build, load_all
 
         transforms = [build(e, ("augment", "pipeline", i)) for i, e in enumerate(config["augment"]["pipeline"])]

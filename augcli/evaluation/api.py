@@ -10,24 +10,23 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import importlib.util
 import time
 from functools import partial
 from pathlib import Path
 from typing import Callable, NamedTuple
 
-from augcli.engine import stages
+from augcli.config.strategy import Strategy
 from augcli.datasets.base import Dataset
+from augcli.engine import stages
 from augcli.errors import UsageError
 from augcli.evaluation import models as M
-from augcli.evaluation.protocol import Context, Settings, require_samples, run_all
 from augcli.evaluation import report as R
+from augcli.evaluation.protocol import Context, Settings, require_samples, run_all
 from augcli.evaluation.report import check_gate
 from augcli.io.atomic import AtomicFolder, check_target
 from augcli.io.guard import strategy_inputs
 from augcli.pipeline import Pipeline
 from augcli.reporting.text import clean_json
-from augcli.config.strategy import Strategy
 
 __all__ = ["Settings", "evaluate", "check_gate", "output_dir"]
 
@@ -68,7 +67,7 @@ def cleaning_plan(strategy: Strategy) -> tuple[Strategy, int | None, int | None]
     clean = strategy.section("clean")
     near = None
     leak = clean.get("leakage")
-    if isinstance(leak, dict) and leak.get("action") != "off" and importlib.util.find_spec("augcli.clean.leakage"):
+    if isinstance(leak, dict) and leak.get("action") != "off":
         near = int(leak["max_distance"])
     labels = clean.get("label_errors")
     if not isinstance(labels, dict) or labels.get("action") == "off":

@@ -197,7 +197,7 @@ def _adaptive_arm(ctx: Context, data: TaskData, model: str, state: int, k: int, 
 
 def near_duplicate_mask(train: Dataset, test: Dataset, max_distance: int) -> np.ndarray:
     """Training samples within ``max_distance`` pHash bits of a test sample (``clean.leakage``)."""
-    from augcli.clean.leakage import find_leakage
+    from augcli.clean.leakage import find_leakage  # function-level: scipy.fft, needed only with leakage on
 
     mask = np.zeros(len(train), dtype=bool)
     mask[[rec["index"] for rec in find_leakage({"train": train, "test": test}, max_distance)]] = True
@@ -206,7 +206,7 @@ def near_duplicate_mask(train: Dataset, test: Dataset, max_distance: int) -> np.
 
 def label_error_mask(train: Dataset, seed: int, folds: int) -> np.ndarray:
     """Likely mislabelled training samples, judged on the training side only (test labels unseen)."""
-    from augcli.clean.label_errors import find_label_errors
+    from augcli.clean.label_errors import find_label_errors  # function-level: as above
 
     return np.isin(np.arange(len(train)), [rec["index"] for rec in find_label_errors(train, seed, folds=folds)])
 
@@ -285,6 +285,7 @@ def run_all(ctx: Context, progress: Callable[[int], None] | None = None) -> list
             if progress:
                 progress(1)
         return results
+    # function-level: joblib and the worker module cost ~60 ms of import, needed only with --jobs > 1
     from joblib import delayed
 
     from augcli.engine.workers import joblib_parallel

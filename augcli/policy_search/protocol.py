@@ -206,6 +206,7 @@ def run_repeats(job: Job, progress: Callable[[int], None] | None = None) -> list
             if progress:
                 progress(1)
         return out
+    # function-level: joblib and the worker module cost ~60 ms of import, needed only with --jobs > 1
     from joblib import delayed
 
     from augcli.engine.workers import joblib_parallel

@@ -6,12 +6,13 @@ import copy
 import json
 from pathlib import Path
 
-from augcli.reporting import run_report as reporting
 from augcli.clean import stage
+from augcli.config.strategy import Strategy, strategy_from_text
+from augcli.engine.stages import open_source, split_clean, write_findings
 from augcli.io.atomic import AtomicFolder
+from augcli.reporting import run_report as reporting
 from augcli.reporting.markdown import render_inspection
 from augcli.reporting.text import json_text
-from augcli.config.strategy import Strategy, strategy_from_text
 
 # A source given without a strategy is inspected with every check on.
 _ALL_CHECKS = {
@@ -40,8 +41,6 @@ def flag_only(config: dict) -> dict:
 
 def inspect(strategy: Strategy, limit: int | None = None, strict: bool = False) -> tuple[dict, list[dict], list]:
     """Run the checks; returns (report, findings, datasets the findings refer to)."""
-    from augcli.engine.stages import open_source, split_clean
-
     timer = reporting.Timer()
     with timer("load"):  # folders stream: the checks see thumbnails and full-resolution pixel keys
         source, loaded, keys = open_source(strategy, strict=strict, limit=limit)
@@ -60,8 +59,6 @@ def inspect(strategy: Strategy, limit: int | None = None, strict: bool = False) 
 def write_inspection(target: Path, report: dict, records: list[dict], datasets: list, overwrite: bool,
                      inputs=()) -> list[str]:
     """inspect.json, inspect.md, quarantine.csv and (if anything was found) clean.png, atomically."""
-    from augcli.engine.stages import write_findings
-
     with AtomicFolder(target, overwrite, inputs=inputs) as tmp:
         files = ["inspect.json", "inspect.md"] + write_findings(tmp, stage.load_findings(datasets[0]) + records, datasets)
         report["output"] = {"dir": str(target), "files": files}

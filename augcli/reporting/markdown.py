@@ -53,7 +53,7 @@ def cleaning_section(report: dict, limit: int = 50) -> list[str]:
     if not sk["count"] and not cl["records"]:
         out += ["Nothing skipped or found.", ""]
     if cl.get("label_errors"):  # how far the label-error findings (or their absence) can be trusted
-        from augcli.clean.label_errors import describe
+        from augcli.clean.label_errors import describe  # function-level: pulls scipy.fft (pHash)
 
         line = describe(cl["label_errors"])
         out += [cell(line[0].upper() + line[1:]) + ".", ""]

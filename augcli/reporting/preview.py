@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 from PIL import Image, ImageDraw
+from PIL.PngImagePlugin import PngInfo
 
-from augcli.datasets.base import Dataset
+from augcli.datasets.base import Dataset, hard_labels
 from augcli.pipeline import Pipeline
+from augcli.transforms.mixing import MixPool, one_hot
+from augcli.transforms.registry import build
 
 _GAP = 4
 # A PNG text chunk written before the pixels: how ``augcli preview`` recognises its own pictures.
@@ -17,10 +22,6 @@ _HEADER_H = 16
 
 def png_bytes(picture: Image.Image) -> bytes:
     """The picture as PNG bytes, tagged (Software: augcli preview) so a rerun may replace it."""
-    import io
-
-    from PIL.PngImagePlugin import PngInfo
-
     info = PngInfo()
     info.add_text("Software", PREVIEW_SIGNATURE.decode())
     buffer = io.BytesIO()
@@ -30,7 +31,7 @@ def png_bytes(picture: Image.Image) -> bytes:
 
 def pick_rows(dataset: Dataset, rows: int) -> np.ndarray:
     """Row indices: the first sample of each class first (so every class shows), then the next ones."""
-    hard = dataset.labels if dataset.labels.ndim == 1 else dataset.labels.argmax(axis=1)
+    hard = hard_labels(dataset.labels)
     _, first = np.unique(hard, return_index=True)
     rest = np.setdiff1d(np.arange(len(dataset)), first)
     return np.concatenate([np.sort(first), rest])[:rows]
@@ -52,8 +53,6 @@ def preview_grid(dataset: Dataset, pipeline: Pipeline, rows: int = 8, copies: in
     labels = dataset.labels[idx]
     pool = None
     if pipeline.mixes_labels:
-        from augcli.transforms.mixing import MixPool, one_hot
-
         pool = MixPool(dataset.images, one_hot(dataset.labels, len(dataset.class_names)))
     columns = [originals] + [
         pipeline.run(originals, pipeline.keys(ids, k), labels, pool, len(dataset.class_names))[0]
@@ -76,7 +75,7 @@ def preview_grid(dataset: Dataset, pipeline: Pipeline, rows: int = 8, copies: in
     draw = ImageDraw.Draw(image)
     for c in range(len(columns)):
         draw.text((_LABEL_W + c * (cw + _GAP) + 2, 2), "original" if c == 0 else f"copy {c}", fill=(0, 0, 0))
-    hard = dataset.labels[idx] if dataset.labels.ndim == 1 else dataset.labels[idx].argmax(axis=1)
+    hard = hard_labels(dataset.labels[idx])
     for r, label in enumerate(hard):
         draw.text((4, _HEADER_H + r * (ch + _GAP) + ch // 2 - 6), str(dataset.class_names[label])[:8], fill=(0, 0, 0))
     return image
@@ -85,8 +84,6 @@ def preview_grid(dataset: Dataset, pipeline: Pipeline, rows: int = 8, copies: in
 def per_transform_grid(dataset: Dataset, pipeline: Pipeline, copies: int = 6) -> Image.Image:
     """One row per top-level transform (forced to fire, p=1) on the same original, so each
     transform's effect can be judged alone; the last row is the whole pipeline."""
-    from augcli.transforms.registry import build
-
     sample = dataset.subset(pick_rows(dataset, 1))
     rows, names = [], []
     for t in pipeline.transforms:

@@ -12,9 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from augcli import __version__
+from augcli.backend import active_backend
 from augcli.engine.augment import add_counts
 from augcli.reporting.header import report_header
 from augcli.reporting.markdown import render_run
+from augcli.reporting.preview import preview_grid
 from augcli.reporting.text import json_text
 
 
@@ -139,8 +141,6 @@ def build_report(strategy, loaded, cleaned, removed, splits, results, files, tim
     report["output"]["classes"] = list(cleaned.class_names)
     report["output"]["missing_classes"] = {split: [c for c, n in counts.items() if n == 0]
                                            for split, counts in per_split.items() if not all(counts.values())}
-    from augcli.backend import active_backend
-
     report["performance"] = {
         "seconds": {k: round(v, 4) for k, v in timer.stages.items()},
         "total_seconds": round(timer.total(), 4),
@@ -165,7 +165,5 @@ def write_report(folder: Path, report: dict) -> None:
 
 def write_preview(path: Path, train, pipeline, report_cfg: dict) -> None:
     """A grid: each row is one training original followed by augmented copies 1..M of it."""
-    from augcli.reporting.preview import preview_grid
-
     grid = preview_grid(train, pipeline, report_cfg["preview_samples"], report_cfg["preview_copies"])
     grid.save(path, format="PNG")

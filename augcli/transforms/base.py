@@ -9,8 +9,9 @@ from typing import Any, ClassVar, Iterator
 
 import numpy as np
 
-from augcli.rng import Streams
 from augcli.config.schema import Float, Param, validate_mapping
+from augcli.errors import SchemaError
+from augcli.rng import Streams
 
 Params = dict[str, Any]
 
@@ -72,8 +73,6 @@ class Transform:
     def check(self) -> None:
         """Cross-field validation; raise ``SchemaError`` with the offending key's path."""
         if self.changes_shape and self.p != 1.0:
-            from augcli.errors import SchemaError
-
             raise SchemaError(("p",), f"{self.name} changes the image size, so p must be 1, got {self.p}")
 
     # --- sampling -----------------------------------------------------------------------------

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from augcli.rng import Streams
 from augcli.config.schema import Bool, Choice, Float, Int
+from augcli.errors import SchemaError
+from augcli.rng import Streams
 from augcli.transforms.base import Transform
 from augcli.transforms.functional import geometric as G
 from augcli.transforms.functional import ops as O
@@ -187,8 +188,6 @@ class AugMix(Transform):
     def check(self):
         super().check()
         if self.depth == 0:
-            from augcli.errors import SchemaError
-
             raise SchemaError(("depth",), "expected -1 (random 1..3) or a depth >= 1, got 0")
 
     def sample_params(self, streams, shape):
