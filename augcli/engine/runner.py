@@ -209,7 +209,7 @@ def _write_output(strategy: Strategy, options: RunOptions, data: Prepared, specs
     state = {"strategy": strategy.sha256, "format": fmt, "shard_size": shard_size, "augcli": __version__,
              "limit": options.limit, "backend": active_backend(), "input": data.source.fingerprint()}
     batch_size = options.batch_size or auto_batch_size(data.source.image_shape)
-    writer = output_format(fmt, data.source, data.pipeline.mixes_labels)
+    writer = output_format(fmt, data.source, data.pipeline.mixes_labels, strategy.section("output"))
     folder = AtomicFolder(target, options.overwrite, state=state, keep_partial=options.resume,
                           inputs=strategy_inputs(strategy))
     with folder as tmp:

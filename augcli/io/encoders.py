@@ -13,10 +13,13 @@ import json
 import re
 import zipfile
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from augcli.backend import _import_cv2
 
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
@@ -93,16 +96,91 @@ def png_stem(sample_id: str, class_name: str) -> str:
     return stem.replace("/", "_")
 
 
-def png_relpath(split: str, class_dir: str, stem: str, copy: int) -> str:
-    """``<split>/<class>/<source-stem>__<copy>.png`` from names already made safe by ``unique_names``."""
-    return f"{safe_name(split)}/{class_dir}/{stem}__{copy}.png"
+def png_relpath(split: str, class_dir: str, stem: str, copy: int, extension: str = ".png") -> str:
+    """``<split>/<class>/<source-stem>__<copy>.png`` (or ``extension``) from names already made safe by
+    ``unique_names``."""
+    return f"{safe_name(split)}/{class_dir}/{stem}__{copy}{extension}"
 
 
-def encode_png(image: np.ndarray) -> bytes:
-    """PNG bytes of one uint8 (H, W, C) image, without metadata."""
-    mode_image = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+IMAGE_FORMATS = ("png", "jpg", "webp")
+DEFAULT_PNG_COMPRESSION = 1
+# output.quality when the strategy leaves it null: JPEG 95 keeps augmentation artefacts below what
+# training notices at ~1/4 of the PNG's bytes; WebP 90 is about as faithful and smaller again
+DEFAULT_QUALITY = {"jpg": 95, "webp": 90}
+
+# output.png_compression -> (zlib level, zlib strategy, PNG row filters), measured on 224x224 photo
+# crops (benchmarks/bench_encoders.py). Run-length deflate (Z_RLE) only finds runs of repeated
+# filtered bytes, which on photos is as small as full deflate gets in a fraction of the time; full
+# deflate (4-9, Z_FILTERED) pays off on flat or synthetic images (digits, drawings, screenshots).
+_RLE, _FILTERED = "RLE", "FILTERED"
+_PNG_PRESETS = {0: (0, "DEFAULT", "FILTER_NONE"),   # stored: fastest, about twice the size
+                1: (1, _RLE, "FILTER_UP"),          # cv2.imwrite's size on photos, a little faster
+                2: (1, _RLE, "FAST_FILTERS"),       # ~5 % smaller, ~15 % slower
+                3: (1, _RLE, "ALL_FILTERS"),        # ~12 % smaller, ~1.7x the time
+                **{lv: (lv, _FILTERED, "ALL_FILTERS") for lv in range(4, 10)}}
+_ZLIB_STRATEGY = {"DEFAULT": 0, "FILTERED": 1, "RLE": 3}  # zlib's constants, for Pillow
+
+
+@dataclass(frozen=True)
+class ImageEncoder:
+    """How the PNG tree and tar formats store an image: ``image_format`` png, jpg or webp, and its
+    ``setting``, the png_compression preset 0-9 for png, the quality 1-100 for jpg and webp (None:
+    the default). Small and picklable: it travels with the format object to the workers."""
+
+    image_format: str = "png"
+    setting: int | None = None
+
+    @property
+    def extension(self) -> str:
+        return f".{self.image_format}"
+
+    def encode(self, image: np.ndarray) -> bytes:
+        return encode_image(image, self.image_format, self.setting)
+
+
+def encode_image(image: np.ndarray, image_format: str = "png", setting: int | None = None) -> bytes:
+    """``image_format`` bytes of one uint8 (H, W, C) image (C = 1 or 3), without metadata.
+
+    ``setting``: the png_compression preset 0-9 for png, the quality 1-100 for jpg and webp (None:
+    ``DEFAULT_PNG_COMPRESSION`` / ``DEFAULT_QUALITY``). Encoded by OpenCV whatever the kernel backend
+    (encoding is no kernel, and its libpng, libjpeg-turbo and libwebp are the fastest codecs at hand),
+    or by Pillow, with the same settings, when OpenCV >= 5 does not import."""
+    if setting is None:
+        setting = DEFAULT_PNG_COMPRESSION if image_format == "png" else DEFAULT_QUALITY[image_format]
+    cv2 = _import_cv2()
+    if cv2 is None:
+        return _encode_pillow(image, image_format, setting)
+    return _encode_cv2(cv2, image, image_format, setting)
+
+
+def _cv2_params(cv2, image_format: str, setting: int) -> list[int]:
+    if image_format == "jpg":
+        return [cv2.IMWRITE_JPEG_QUALITY, setting]
+    if image_format == "webp":
+        return [cv2.IMWRITE_WEBP_QUALITY, setting]
+    level, strategy, filters = _PNG_PRESETS[setting]
+    return [cv2.IMWRITE_PNG_COMPRESSION, level, cv2.IMWRITE_PNG_STRATEGY, getattr(cv2, f"IMWRITE_PNG_STRATEGY_{strategy}"),
+            cv2.IMWRITE_PNG_FILTER, getattr(cv2, f"IMWRITE_PNG_{filters}")]
+
+
+def _encode_cv2(cv2, image: np.ndarray, image_format: str, setting: int) -> bytes:
+    gray = image.shape[-1] == 1
+    pixels = np.ascontiguousarray(image[..., 0]) if gray else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)  # cv2 is BGR
+    ok, data = cv2.imencode(f".{image_format}", pixels, _cv2_params(cv2, image_format, setting))
+    if not ok:  # not expected for uint8 images of 1 or 3 channels; never write an empty file
+        raise RuntimeError(f"OpenCV could not encode a {image.shape} image as {image_format}")
+    return data.tobytes()
+
+
+def _encode_pillow(image: np.ndarray, image_format: str, setting: int) -> bytes:
+    picture = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+    if image_format == "png":
+        level, strategy, _ = _PNG_PRESETS[setting]  # Pillow picks its own row filters
+        options = {"format": "PNG", "compress_level": level, "compress_type": _ZLIB_STRATEGY[strategy]}
+    else:
+        options = {"format": "JPEG" if image_format == "jpg" else "WEBP", "quality": setting}
     buf = io.BytesIO()
-    mode_image.save(buf, format="PNG", optimize=False, compress_level=6)
+    picture.save(buf, **options)
     return buf.getvalue()
 
 

@@ -18,8 +18,8 @@ from typing import NamedTuple
 import numpy as np
 
 from augcli.datasets.base import hard_labels
-from augcli.io.encoders import (class_dirs, encode_png, manifest_line, png_relpath, png_stem, safe_name, unique_names,
-                                write_class_list, write_npz)
+from augcli.io.encoders import (ImageEncoder, class_dirs, manifest_line, png_relpath, png_stem, safe_name,
+                                unique_names, write_class_list, write_npz)
 
 FORMATS = ("npz", "png", "tar")
 
@@ -90,8 +90,9 @@ class Npz(Format):
 
 
 class PngTree(Format):
-    """``<split>/<class>/<stem>__<copy>.png`` under the hard label's folder; every class folder of a
-    split exists, empty or not, so folder-sorting readers number the classes alike in every split.
+    """``<split>/<class>/<stem>__<copy>.png`` (or ``.jpg``, ``.webp``: ``encoder``) under the hard label's
+    folder; every class folder of a split exists, empty or not, so folder-sorting readers number the
+    classes alike in every split.
 
     The folder per class and the file stem per source row are one-to-one and made over the whole
     source, so every shard agrees: two ids whose safe forms clash (``x.png`` and ``x.jpg``, names in
@@ -103,8 +104,9 @@ class PngTree(Format):
 
     name = "png"
 
-    def __init__(self, class_names, ids, labels, mixes: bool):
+    def __init__(self, class_names, ids, labels, mixes: bool, encoder: ImageEncoder | None = None):
         super().__init__(class_names)
+        self.encoder = encoder or ImageEncoder()
         self.dirs = class_dirs(self.class_names)
         if mixes:
             self.stems = unique_names([png_stem(i, "") for i in ids], list(ids))
@@ -116,11 +118,11 @@ class PngTree(Format):
     def write(self, folder, split, shard, samples):
         for d in self.dirs:
             (folder / safe_name(split) / d).mkdir(parents=True, exist_ok=True)
-        locations = [png_relpath(split, self.dirs[c], self.stems[r], k)
+        locations = [png_relpath(split, self.dirs[c], self.stems[r], k, self.encoder.extension)
                      for c, r, k in zip(samples.hard, samples.rows, samples.copies)]
         files = {}
         for rel, image in zip(locations, samples.images):
-            data = encode_png(image)
+            data = self.encoder.encode(image)
             (folder / rel).write_bytes(data)
             files[rel] = hashlib.sha256(data).hexdigest()
         return locations, files
@@ -146,10 +148,15 @@ class PngTree(Format):
 
 
 class Tar(Format):
-    """A WebDataset shard: ``<key>.png`` + ``<key>.cls`` (the hard label) + ``<key>.json`` (source,
-    class name, label, copy, ``soft_label`` when mixing) per sample, reproducible bytes."""
+    """A WebDataset shard: ``<key>.png`` (or ``.jpg``, ``.webp``: ``encoder``) + ``<key>.cls`` (the hard
+    label) + ``<key>.json`` (source, class name, label, copy, ``soft_label`` when mixing) per sample,
+    reproducible bytes."""
 
     name = "tar"
+
+    def __init__(self, class_names, encoder: ImageEncoder | None = None):
+        super().__init__(class_names)
+        self.encoder = encoder or ImageEncoder()
 
     def write(self, folder, split, shard, samples):
         name = f"{shard}.tar"
@@ -168,13 +175,24 @@ class Tar(Format):
                 "copy": int(samples.copies[i])}
         if samples.soft_rows is not None:
             meta["soft_label"] = samples.soft_rows[i]
-        return ((".png", encode_png(samples.images[i])), (".cls", str(label).encode()),
+        return ((self.encoder.extension, self.encoder.encode(samples.images[i])), (".cls", str(label).encode()),
                 (".json", json.dumps(meta, sort_keys=True).encode()))
 
 
-def output_format(name: str, source, mixes: bool) -> Format:
+def image_encoder(output: dict | None) -> ImageEncoder:
+    """How the strategy's ``output`` section (validated; None: the defaults) has images stored."""
+    output = output or {}
+    image_format = output.get("image_format", "png")
+    setting = output.get("png_compression") if image_format == "png" else output.get("quality")
+    return ImageEncoder(image_format, setting)
+
+
+def output_format(name: str, source, mixes: bool, output: dict | None = None) -> Format:
     """The writer of format ``name`` for ``source`` (its ids, labels and class names); ``mixes``:
-    whether the pipeline mixes labels (it decides how PNG files are named)."""
+    whether the pipeline mixes labels (it decides how PNG files are named); ``output``: the strategy's
+    output section (how images are encoded; None: the defaults)."""
     if name == "png":
-        return PngTree(source.class_names, source.ids, source.labels, mixes)
-    return {"npz": Npz, "tar": Tar}[name](source.class_names)
+        return PngTree(source.class_names, source.ids, source.labels, mixes, image_encoder(output))
+    if name == "tar":
+        return Tar(source.class_names, image_encoder(output))
+    return Npz(source.class_names)
