@@ -2,7 +2,8 @@
 
 One small photo folder - 4 imbalanced classes, class ``d`` with a single image so val lacks it,
 ``mixup: {p: 0.3}``, balanced copies - is written as a PNG tree, as sharded npz and as WebDataset
-tar shards (``--shard-size 200``), then read back with ``webdataset``, Hugging Face ``datasets``
+tar shards (``--shard-size 200``), the tree and the shards also with JPEG images
+(``image_format: jpg``, as WebDataset ImageNet shards hold), then read back with ``webdataset``, Hugging Face ``datasets``
 (``imagefolder`` and ``webdataset`` builders, offline on local files), NumPy, torchvision's
 ``ImageFolder`` rules (reproduced: torchvision from the index does not import beside the CPU torch
 installed here) and a PyTorch ``DataLoader``. Each library's part is skipped, with the reason, only
@@ -35,8 +36,8 @@ def _crops(photo: np.ndarray, n: int, start: int = 0) -> list[np.ndarray]:
     return [photo[y:y + SIDE, x:x + SIDE] for y, x in cells]
 
 
-def _strategy(tmp: Path, root: Path, fmt: str) -> Path:
-    return write_strategy(tmp / f"{fmt}.yaml", f"""\
+def _strategy(tmp: Path, root: Path, fmt: str, image_format: str = "png") -> Path:
+    return write_strategy(tmp / f"{fmt}-{image_format}.yaml", f"""\
 seed: 3
 dataset: {{source: {root}, image_size: {SIDE}}}
 clean: {{leakage: {{action: "off"}}}}
@@ -47,14 +48,15 @@ augment:
   pipeline:
     - hflip
     - mixup: {{p: 0.3}}
-output: {{format: {fmt}}}
+output: {{format: {fmt}, image_format: {image_format}}}
 report: {{preview: false}}
 """)
 
 
 @pytest.fixture(scope="module")
 def outputs(tmp_path_factory):
-    """{"source", "png", "npz", "tar"}: the folder and the three runs (sharded npz and tar).
+    """{"source", "png", "npz", "tar", "png-jpg", "tar-jpg"}: the folder and the runs (sharded npz and
+    tar; "-jpg": JPEG images).
 
     Train is balanced to 25 x 6 = 150 outputs per class: 600, three full shards of 200.
     """
@@ -71,9 +73,12 @@ def outputs(tmp_path_factory):
         for i, crop in enumerate(crops[name]):
             Image.fromarray(crop).save(root / name / f"{name}{i:02d}.png")
     out = {"source": root}
-    for fmt, extra in (("png", ()), ("npz", ("--shard-size", 200)), ("tar", ("--shard-size", 200))):
-        out[fmt] = tmp / fmt
-        res = invoke("run", _strategy(tmp, root, fmt), "--out", out[fmt], "-q", *extra)
+    runs = (("png", "png", ()), ("npz", "png", ("--shard-size", 200)), ("tar", "png", ("--shard-size", 200)),
+            ("png", "jpg", ()), ("tar", "jpg", ("--shard-size", 200)))
+    for fmt, image_format, extra in runs:
+        name = fmt if image_format == "png" else f"{fmt}-{image_format}"
+        out[name] = tmp / name
+        res = invoke("run", _strategy(tmp, root, fmt, image_format), "--out", out[name], "-q", *extra)
         assert res.exit_code == 0, res.output
     return out
 
@@ -90,7 +95,7 @@ def _hist(labels) -> np.ndarray:
 
 # --- the class list ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("fmt", ["png", "npz", "tar"])
+@pytest.mark.parametrize("fmt", ["png", "npz", "tar", "png-jpg", "tar-jpg"])
 def test_class_list_at_the_root(outputs, fmt):
     assert _classes_txt(outputs[fmt]) == CLASSES
     mapping = json.loads((outputs[fmt] / "class_to_idx.json").read_text(encoding="utf-8"))
@@ -105,12 +110,13 @@ def _shards(folder: Path, split: str) -> list[str]:
     return shards
 
 
-def test_webdataset_first_batch_mixes_classes_and_cls_is_argmax(outputs):
+@pytest.mark.parametrize("run, image", [("tar", "png"), ("tar-jpg", "jpg")])
+def test_webdataset_first_batch_mixes_classes_and_cls_is_argmax(outputs, run, image):
     wds = pytest.importorskip("webdataset", reason="webdataset not installed (pip install -e '.[consumers]')")
-    shards = _shards(outputs["tar"], "train")
+    shards = _shards(outputs[run], "train")
     assert len(shards) >= 3, "expected several 200-sample shards"
     pipe = (wds.WebDataset(shards, shardshuffle=100, seed=0, empty_check=False)
-            .decode("rgb8").to_tuple("png", "cls", "json").shuffle(200, seed=0).batched(BATCH))
+            .decode("rgb8").to_tuple(image, "cls", "json").shuffle(200, seed=0).batched(BATCH))
     images, cls, meta = next(iter(pipe))
     assert np.asarray(images).shape == (BATCH, SIDE, SIDE, 3)
     hist = _hist(cls)
@@ -118,7 +124,7 @@ def test_webdataset_first_batch_mixes_classes_and_cls_is_argmax(outputs):
 
     for shard in shards:  # every shard, in file order: every class, .cls == argmax(soft_label)
         seen = []
-        for _, label, info in wds.WebDataset(shard, shardshuffle=False).decode().to_tuple("png", "cls", "json"):
+        for _, label, info in wds.WebDataset(shard, shardshuffle=False).decode().to_tuple(image, "cls", "json"):
             seen.append(label)
             if "soft_label" in info:
                 soft = np.asarray(info["soft_label"])
@@ -153,9 +159,10 @@ def hf(tmp_path_factory):
             os.environ[key] = value
 
 
-def test_hf_imagefolder_reads_labels_and_soft_labels(outputs, hf):
+@pytest.mark.parametrize("run", ["png", "png-jpg"])
+def test_hf_imagefolder_reads_labels_and_soft_labels(outputs, hf, run):
     datasets, cache = hf
-    tree = outputs["png"]
+    tree = outputs[run]
     ds = datasets.load_dataset("imagefolder", data_dir=str(tree), cache_dir=str(cache))
     assert {"train", "validation"} <= set(ds), f"splits {sorted(ds)}"
     train = ds["train"]
@@ -173,23 +180,26 @@ def test_hf_imagefolder_reads_labels_and_soft_labels(outputs, hf):
     assert np.asarray(train[0]["image"]).shape == (SIDE, SIDE, 3)
     paths = [Path(im["path"]) for im in train.cast_column("image", datasets.Image(decode=False))["image"]]
     assert [names[i] for i in labels] == [p.parent.name for p in paths], "label disagrees with the class folder"
+    assert {p.suffix for p in paths} == {".jpg" if run == "png-jpg" else ".png"}
     manifest = [json.loads(line) for line in (tree / "manifest.jsonl").read_text(encoding="utf-8").splitlines()]
     assert len(train) == sum(r["split"] == "train" for r in manifest)
     val = np.asarray(ds["validation"]["label"])
     assert val.dtype.kind == "i" and _hist(val)[CLASSES.index("d")] == 0
 
 
-def test_hf_webdataset_reads_the_tar_shards(outputs, hf):
+@pytest.mark.parametrize("run, image", [("tar", "png"), ("tar-jpg", "jpg")])
+def test_hf_webdataset_reads_the_tar_shards(outputs, hf, run, image):
     datasets, cache = hf
-    files = {"train": _shards(outputs["tar"], "train"), "validation": _shards(outputs["tar"], "val")}
+    files = {"train": _shards(outputs[run], "train"), "validation": _shards(outputs[run], "val")}
     ds = datasets.load_dataset("webdataset", data_files=files, cache_dir=str(cache))
     train = ds["train"]
-    assert {"png", "cls", "json"} <= set(train.column_names), f"columns {train.column_names}"
+    assert {image, "cls", "json"} <= set(train.column_names), f"columns {train.column_names}"
+    assert np.asarray(train[0][image]).shape == (SIDE, SIDE, 3)
     cls = np.asarray(train["cls"])
     assert cls.dtype.kind == "i"
     soft = np.asarray([m["soft_label"] for m in train["json"]])
     assert (cls == soft.argmax(axis=1)).all(), f"{(cls != soft.argmax(axis=1)).sum()} of {len(cls)} .cls are not argmax(soft_label)"
-    manifest = [json.loads(line) for line in (outputs["tar"] / "manifest.jsonl").read_text(encoding="utf-8").splitlines()]
+    manifest = [json.loads(line) for line in (outputs[run] / "manifest.jsonl").read_text(encoding="utf-8").splitlines()]
     assert len(train) == sum(r["split"] == "train" for r in manifest)
     assert (_hist(train["cls"]) > 0).all() and _hist(ds["validation"]["cls"])[CLASSES.index("d")] == 0
 
@@ -225,8 +235,9 @@ def _image_folder(split_dir: Path) -> tuple[list[str], list[tuple[str, int]]]:
     return classes, samples
 
 
-def test_image_folder_rules_give_one_class_index_for_every_split(outputs):
-    tree = outputs["png"]
+@pytest.mark.parametrize("run", ["png", "png-jpg"])
+def test_image_folder_rules_give_one_class_index_for_every_split(outputs, run):
+    tree = outputs[run]
     per_split = {split: _image_folder(tree / split) for split in ("train", "val")}
     assert per_split["train"][0] == per_split["val"][0], f"class index differs between splits: {per_split['train'][0]} vs {per_split['val'][0]}"
     names = _classes_txt(tree)
@@ -241,6 +252,10 @@ def test_image_folder_rules_give_one_class_index_for_every_split(outputs):
     for _folders, samples in per_split.values():
         for path, index in samples:
             assert by_file[str(Path(path).relative_to(tree))] == index, path
+    files = [path for _folders, samples in per_split.values() for path, _index in samples]
+    assert len(files) == len(manifest), "every manifest entry names an image ImageFolder finds, and no more"
+    with Image.open(files[0]) as first:  # the bytes are what the extension says
+        assert first.format == {"png": "PNG", "png-jpg": "JPEG"}[run] and first.size == (SIDE, SIDE)
 
 
 # --- PyTorch DataLoader ------------------------------------------------------------------------
