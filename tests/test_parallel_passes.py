@@ -100,25 +100,31 @@ def spy_shards(monkeypatch) -> list:
     return seen
 
 
-def test_png_tree_shards_change_no_byte(tmp_path, monkeypatch):
+@pytest.mark.parametrize("extra, options", [
+    ("output: {format: png}", []),                  # one shard per split before
+    ("output: {format: png, shuffle: true}", []),   # one shuffled shard per split
+    ("output: {format: png}", ["--shard-size", 50]),  # shuffled shards of 50 (as a large split gets)
+])
+def test_png_tree_shards_change_no_byte(tmp_path, monkeypatch, extra, options):
     root = photo_folder(tmp_path / "imgs", n=120, broken=False)
-    strategy = write_strategy(tmp_path / "s.yaml", STRATEGY.format(root=root, copies=5, extra="output: {format: png}"))
+    strategy = write_strategy(tmp_path / "s.yaml", STRATEGY.format(root=root, copies=5, extra=extra))
     shards = spy_shards(monkeypatch)
-    with monkeypatch.context() as one_shard:  # the layout before: one shard per split
-        one_shard.setattr(runner, "_invisible_shards", lambda *a: False)
-        base = run(tmp_path, "one", strategy)
-    assert shards[-1] == ["train", "val"]
-    assert run(tmp_path, "w1", strategy) == base
+    with monkeypatch.context() as before:  # the shards run as they are listed
+        before.setattr(runner, "_invisible_shards", lambda *a: False)
+        base = run(tmp_path, "before", strategy, *options)
+    assert run(tmp_path, "w1", strategy, *options) == base
     assert shards[-1][:2] == ["train-00000", "train-00001"] and shards[-1][-1] == "val-00000"  # 256 outputs a shard
-    assert run(tmp_path, "w2", strategy, "--workers", 2, "--batch-size", 13) == base
-    assert any(name.endswith("metadata.jsonl") for name in base) and "manifest.jsonl" in base
+    assert run(tmp_path, "w2", strategy, "--workers", 2, "--batch-size", 13, *options) == base
+    manifest = [json.loads(line) for line in (tmp_path / "w2" / "manifest.jsonl").read_text().splitlines()]
+    in_source_order = manifest == sorted(manifest, key=lambda r: (r["split"] != "train", r["source"], r["copy"]))
+    assert in_source_order == (options == [] and "shuffle" not in extra)
+    assert "train/metadata.jsonl" in base
 
 
-@pytest.mark.parametrize("extra", ["output: {format: png, shuffle: true}", "    - mixup: {p: 0.5}\noutput: {format: png}",
-                                   "output: {format: npz}", "output: {format: tar}"])
-def test_only_an_unshuffled_unmixed_png_tree_is_cut(tmp_path, monkeypatch, extra):
-    """Shuffled: cutting would decode a source once per shard; mixing draws partners from the shard;
-    npz and tar name their files after the shards."""
+@pytest.mark.parametrize("extra", ["    - mixup: {p: 0.5}\noutput: {format: png}", "output: {format: npz}",
+                                   "output: {format: tar}"])
+def test_only_an_unmixed_png_tree_runs_in_other_shards(tmp_path, monkeypatch, extra):
+    """Mixing draws partners from the shard; npz and tar name their files after the shards."""
     root = photo_folder(tmp_path / "imgs", n=120, broken=False)
     strategy = write_strategy(tmp_path / "s.yaml", STRATEGY.format(root=root, copies=5, extra=extra))
     shards = spy_shards(monkeypatch)
@@ -126,10 +132,11 @@ def test_only_an_unshuffled_unmixed_png_tree_is_cut(tmp_path, monkeypatch, extra
     assert shards[-1] == ["train", "val"]
 
 
-def test_the_shard_pass_decodes_each_source_once(tmp_path, monkeypatch):
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_the_shard_pass_decodes_each_source_once(tmp_path, monkeypatch, shuffle):
     root = photo_folder(tmp_path / "imgs", n=120, broken=False)
     strategy = write_strategy(tmp_path / "s.yaml", STRATEGY.format(
-        root=root, copies=5, extra="output: {format: png}\nreport: {preview: false}"))
+        root=root, copies=5, extra=f"output: {{format: png, shuffle: {str(shuffle).lower()}}}\nreport: {{preview: false}}"))
     decoded, real = Counter(), source_module.decode_files
 
     def decode_files(files, *args, **kwargs):

@@ -16,7 +16,8 @@ from augcli.clean import stage
 from augcli.config.strategy import Strategy
 from augcli.datasets import Dataset
 from augcli.engine.executors import Engine, execute
-from augcli.engine.shards import ProgressLog, ShardSpec, finish_output, outputs_per_split, plan_shards, plan_shuffled
+from augcli.engine.shards import (ProgressLog, ShardSpec, finish_output, outputs_per_split, plan_shards, plan_shuffled,
+                                  relist)
 from augcli.engine.stages import build_pipeline, clean_dataset, open_source, split_clean, train_copies, write_findings
 from augcli.errors import SchemaError
 from augcli.io.atomic import AtomicFolder, check_target
@@ -78,9 +79,9 @@ def output_dir(strategy: Strategy, options: RunOptions) -> Path:
 SINGLE_FILE_LIMIT = 256 << 20
 SHARD_BYTES = 32 << 20
 BATCH_BYTES = 4 << 20
-# A PNG tree's files do not show the shards, so its splits are always cut (about PNG_SHARD_BYTES of
-# pixels, at most PNG_SHARD_OUTPUTS images): shard jobs, encoding and writes included, then run in
-# parallel in the workers. Independent of --workers, so a resumed run finds the same shards.
+# A PNG tree's files do not show the shards, so its splits always run in shards of about
+# PNG_SHARD_BYTES of pixels, at most PNG_SHARD_OUTPUTS images: shard jobs, encoding and writes
+# included, then run in parallel in the workers. Independent of --workers, so a resume finds the same shards.
 PNG_SHARD_BYTES = 16 << 20
 PNG_SHARD_OUTPUTS = 256
 
@@ -187,28 +188,29 @@ def _prepare(strategy: Strategy, options: RunOptions, timer, engine: Engine) -> 
     return Prepared(source, loaded, cleaned, removed + leaks, splits, pipeline)
 
 
-def _plan(strategy: Strategy, options: RunOptions, data: Prepared) -> tuple[int | None, list[ShardSpec]]:
-    """(shard size, shard specs): the configured size, one that keeps a large split out of one file,
-    or for a PNG tree one that lets its shards run in parallel."""
-    shard_size = options.shard_size or strategy.section("output")["shard_size"]
+def _plan(strategy: Strategy, options: RunOptions, data: Prepared) -> tuple[int | None, list[ShardSpec], list[ShardSpec]]:
+    """(shard size, shard specs to run, shard specs whose order the output lists). The size is the
+    configured one, or one that keeps a large split out of one file; a PNG tree runs its outputs in
+    source order instead, in shards of the configured size or small enough to run in parallel (see
+    ``_invisible_shards``)."""
+    shard_size = configured = options.shard_size or strategy.section("output")["shard_size"]
     specs = plan_run(strategy, data.source, data.splits, shard_size)
-    if shard_size is not None:
-        return shard_size, specs
-    if _largest_split_bytes(data.source, specs) > SINGLE_FILE_LIMIT:
+    if shard_size is None and _largest_split_bytes(data.source, specs) > SINGLE_FILE_LIMIT:
         shard_size = max(1, SHARD_BYTES // _image_bytes(data.source))  # too big for one file in memory
-        return shard_size, plan_run(strategy, data.source, data.splits, shard_size)
-    if _invisible_shards(strategy, data.pipeline):  # cut in source order: as one shard per split
-        shard_size = int(np.clip(PNG_SHARD_BYTES // _image_bytes(data.source), 1, PNG_SHARD_OUTPUTS))
-        return shard_size, plan_run(strategy, data.source, data.splits, shard_size, shuffle=False)
-    return None, specs
+        specs = plan_run(strategy, data.source, data.splits, shard_size)
+    if not _invisible_shards(strategy, data.pipeline):
+        return shard_size, specs, specs
+    run_size = configured or int(np.clip(PNG_SHARD_BYTES // _image_bytes(data.source), 1, PNG_SHARD_OUTPUTS))
+    return run_size, plan_run(strategy, data.source, data.splits, run_size, shuffle=False), specs
 
 
 def _invisible_shards(strategy: Strategy, pipeline: Pipeline) -> bool:
-    """Whether shards would leave every output byte as one shard per split makes it: a PNG tree (no
-    shard in any file name), in source order (cutting a shuffled order would decode a source once per
-    shard its copies land in), without mixing (mixing partners come from the shard)."""
-    output = strategy.section("output")
-    return output["format"] == "png" and not shuffled_output(output, None) and not pipeline.mixes_labels
+    """Whether the output's bytes do not depend on how its outputs are cut into shard jobs, only its
+    lists' order: true of a PNG tree (no shard in any file name) without mixing (mixing partners come
+    from the shard). Its shards then run in source order, so that each source is decoded once (a
+    shuffled order would read a source once per shard its copies land in), and ``shards.relist``
+    puts metadata.jsonl and manifest.jsonl in the listed order."""
+    return strategy.section("output")["format"] == "png" and not pipeline.mixes_labels
 
 
 def run(strategy: Strategy, options: RunOptions) -> dict:
@@ -219,17 +221,19 @@ def run(strategy: Strategy, options: RunOptions) -> dict:
         check_target(target, options.overwrite, strategy_inputs(strategy))  # before any work: exit 2, nothing touched
     with Engine(options.engine, options.workers, options.scheduler, options.scheduler_file) as engine:
         data = _prepare(strategy, options, timer, engine)
-        shard_size, specs = _plan(strategy, options, data)
+        shard_size, specs, listed = _plan(strategy, options, data)
         check_plan(specs, _image_bytes(data.source), options.workers, strategy.path)  # before the work plan is built
         if options.dry_run:
             return reporting.build_plan(strategy, data.loaded, data.cleaned, data.removed, data.splits,
                                         outputs_per_split(specs), target, data.source.image_shape)
-        return _write_output(strategy, options, data, specs, shard_size, target, timer, engine)
+        return _write_output(strategy, options, data, (specs, listed), shard_size, target, timer, engine)
 
 
-def _write_output(strategy: Strategy, options: RunOptions, data: Prepared, specs: list[ShardSpec],
+def _write_output(strategy: Strategy, options: RunOptions, data: Prepared, plan: tuple[list, list],
                   shard_size: int | None, target: Path, timer, engine: Engine) -> dict:
-    """Augment and write every shard, then the files of the whole output and the report, atomically."""
+    """Augment and write every shard, then the files of the whole output and the report, atomically.
+    ``plan``: (the shard specs to run, those whose order the output's lists follow)."""
+    specs, listed = plan
     fmt = strategy.section("output")["format"]
     # what the output is made from: a partial output from another input or kernel backend is discarded
     state = {"strategy": strategy.sha256, "format": fmt, "shard_size": shard_size, "augcli": __version__,
@@ -244,6 +248,8 @@ def _write_output(strategy: Strategy, options: RunOptions, data: Prepared, specs
             tick = options.progress("augment", total) if options.progress else None
             results, resumed = execute(specs, data.source, data.pipeline, writer, tmp, batch_size=batch_size,
                                        engine=engine, progress=tick)
+            if listed is not specs:
+                relist(results, specs, listed)
         with timer("write"):
             files = sorted({f.split("/", 1)[0] + ("/" if "/" in f else "") for r in results for f in r.files})
             files += finish_output(tmp, writer, results)  # classes.txt, metadata.jsonl
