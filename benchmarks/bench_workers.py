@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -66,15 +68,20 @@ def make_folder(folder: Path, n: int) -> None:
         Image.fromarray(crop.copy()).save(path, quality=90)
 
 
-def run_once(strategy: Path, out: Path, workers: int, extra: list[str]) -> tuple[float, dict]:
-    """Wall time of one whole `augcli run` process, and its per-stage seconds."""
+def run_once(strategy: Path, out: Path, workers: int, extra: list[str]) -> tuple[float, float, dict]:
+    """Wall time of one whole `augcli run` process, its CPU time (workers included) and its per-stage
+    seconds. CPU / wall is the number of cores the run kept busy: on a loaded machine the wall-time
+    ratio falls with the cores other processes take, the cores used show what the run could do."""
     cmd = [sys.executable, "-m", "augcli", "run", str(strategy), "--out", str(out), "--overwrite", "-q",
            "--workers", str(workers), *extra]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(cmd, check=True)
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     stages = json.loads((out / "report.json").read_text())["performance"]["seconds"]
-    return wall, stages
+    return wall, cpu, stages
 
 
 def main() -> None:
@@ -93,12 +100,14 @@ def main() -> None:
     for pair in range(args.pairs):
         times = {}
         for workers in (1, 2):
-            times[workers], stages = run_once(strategy, data / f"bench-workers-out{workers}", workers, extra)
+            times[workers], cpu, stages = run_once(strategy, data / f"bench-workers-out{workers}", workers, extra)
             seconds = ", ".join(f"{k} {v:.2f}" for k, v in stages.items())
-            print(f"pair {pair + 1}, --workers {workers}: {times[workers]:.2f} s wall ({seconds})")
+            print(f"pair {pair + 1}, --workers {workers}: {times[workers]:.2f} s wall, {cpu:.2f} s CPU = "
+                  f"{cpu / times[workers]:.2f} cores ({seconds})")
         ratios.append(times[1] / times[2])
         print(f"pair {pair + 1}: workers 2 is {ratios[-1]:.2f}x workers 1")
-    print(f"median speed-up of --workers 2 over 1: {statistics.median(ratios):.2f}x  ({args.images} images)")
+    print(f"median speed-up of --workers 2 over 1: {statistics.median(ratios):.2f}x  ({args.images} images; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
     for workers in (1, 2):
         shutil.rmtree(data / f"bench-workers-out{workers}", ignore_errors=True)
 
