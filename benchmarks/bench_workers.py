@@ -3,11 +3,11 @@
     .venv/bin/python benchmarks/bench_workers.py                    # 500 photos, 4 classes, 3 pairs
     .venv/bin/python benchmarks/bench_workers.py --images 2000 --pairs 5
 
-The folder (data/bench-workers-<N>/, git-ignored) is cut from scikit-learn's two sample photos:
-256×256 crops at seeded offsets, flipped at random, JPEG quality 90, in 4 class folders. The run has
-cleaning off and an affine + flip pipeline, 4 copies, PNG output. Runs alternate (1, 2, 1, 2, ...)
-so that load on a shared machine hits both alike; the speed-up is the median of the per-pair ratios.
-Each run's report.json `performance.seconds` per stage is printed too.
+The folder (data/out/bench-workers/photos-<N>/, git-ignored like all the script writes) is cut from
+scikit-learn's two sample photos: 256×256 crops at seeded offsets, flipped at random, JPEG quality
+90, in 4 class folders. The run has cleaning off and an affine + flip pipeline, 4 copies, PNG output.
+Runs alternate (1, 2, 1, 2, ...) so that load on a shared machine hits both alike; the speed-up is
+the median of the per-pair ratios. Each run's report.json `performance.seconds` per stage is printed too.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -68,20 +67,15 @@ def make_folder(folder: Path, n: int) -> None:
         Image.fromarray(crop.copy()).save(path, quality=90)
 
 
-def run_once(strategy: Path, out: Path, workers: int, extra: list[str]) -> tuple[float, float, dict]:
-    """Wall time of one whole `augcli run` process, its CPU time (workers included) and its per-stage
-    seconds. CPU / wall is the number of cores the run kept busy: on a loaded machine the wall-time
-    ratio falls with the cores other processes take, the cores used show what the run could do."""
+def run_once(strategy: Path, out: Path, workers: int, extra: list[str]) -> tuple[float, dict]:
+    """Wall time of one whole `augcli run` process, and its per-stage seconds."""
     cmd = [sys.executable, "-m", "augcli", "run", str(strategy), "--out", str(out), "--overwrite", "-q",
            "--workers", str(workers), *extra]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(cmd, check=True)
     wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     stages = json.loads((out / "report.json").read_text())["performance"]["seconds"]
-    return wall, cpu, stages
+    return wall, stages
 
 
 def main() -> None:
@@ -90,26 +84,26 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--engine", default="local")
     args = parser.parse_args()
-    data = ROOT / "data"
-    folder = data / f"bench-workers-{args.images}"
+    data = ROOT / "data" / "out" / "bench-workers"
+    folder = data / f"photos-{args.images}"
     make_folder(folder, args.images)
-    strategy = data / "bench-workers.yaml"
+    strategy = data / "strategy.yaml"
     strategy.write_text(STRATEGY.format(folder=json.dumps(str(folder))), encoding="utf-8")
     extra = ["--engine", args.engine]
     ratios = []
     for pair in range(args.pairs):
         times = {}
         for workers in (1, 2):
-            times[workers], cpu, stages = run_once(strategy, data / f"bench-workers-out{workers}", workers, extra)
+            times[workers], stages = run_once(strategy, data / f"out{workers}", workers, extra)
             seconds = ", ".join(f"{k} {v:.2f}" for k, v in stages.items())
-            print(f"pair {pair + 1}, --workers {workers}: {times[workers]:.2f} s wall, {cpu:.2f} s CPU = "
-                  f"{cpu / times[workers]:.2f} cores ({seconds})")
+            print(f"pair {pair + 1}, --workers {workers}: {times[workers]:.2f} s wall ({seconds}); "
+                  f"load average {os.getloadavg()[0]:.1f}")
         ratios.append(times[1] / times[2])
         print(f"pair {pair + 1}: workers 2 is {ratios[-1]:.2f}x workers 1")
-    print(f"median speed-up of --workers 2 over 1: {statistics.median(ratios):.2f}x  ({args.images} images; "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+    print(f"median speed-up of --workers 2 over 1: {statistics.median(ratios):.2f}x  ({args.images} images, "
+          f"{os.cpu_count()} cores)")
     for workers in (1, 2):
-        shutil.rmtree(data / f"bench-workers-out{workers}", ignore_errors=True)
+        shutil.rmtree(data / f"out{workers}", ignore_errors=True)
 
 
 if __name__ == "__main__":
