@@ -150,28 +150,37 @@ def _thumbnails(images: np.ndarray) -> np.ndarray:
     return resize_images(images, (THUMB, THUMB))
 
 
+def serial_map(function, tasks, job):
+    """``function(task, job)`` for every task, here, in order: the default ``mapper`` of ``scan_folder``."""
+    return (function(task, job) for task in tasks)
+
+
 def scan_folder(root, image_size, color_mode, strict: bool, max_pixels: int, extensions=None, limit=None,
-                follow_symlinks: bool = False):
-    """One decoding pass over a folder: (FolderSource, clean view of thumbnails, exact keys)."""
+                follow_symlinks: bool = False, mapper=serial_map):
+    """One decoding pass over a folder: (FolderSource, clean view of thumbnails, exact keys).
+
+    The files are scanned in chunks of SCAN_CHUNK by ``mapper(scan_chunk, chunks, job)``, which may
+    run them anywhere (worker processes, a Dask cluster) but yields the results in chunk order: the
+    result is the same, byte for byte, whoever scanned the chunks.
+    """
     listing = list_folder(root, extensions, follow_symlinks)
     files = listing.files[:limit] if limit else listing.files
     color_mode = color_mode or "rgb"
-    size = image_size
+    size = image_size if image_size is not None else _first_size(files, color_mode, max_pixels, strict)
+    chunks = [files[lo:lo + SCAN_CHUNK] for lo in range(0, len(files), SCAN_CHUNK)]
+    job = {"size": size, "color_mode": color_mode, "max_pixels": max_pixels, "strict": strict}
     thumbs, keys, kept_files, warned = [], [], [], []
     skipped = listing_skips(listing, strict)
     digest = hashlib.sha256()  # fed as the scan goes: the fingerprint costs no pass of its own
-    for lo in range(0, len(files), SCAN_CHUNK):
-        chunk = files[lo:lo + SCAN_CHUNK]
-        stamps = [_stamp(f[1]) for f in chunk]  # before decoding: a write after it changes the next run's stamp
-        images, kept, chunk_skipped, chunk_warned, size = decode_files(chunk, size, color_mode, max_pixels, strict)
-        skipped += chunk_skipped
-        warned += chunk_warned
-        if len(kept):
-            thumbs.append(_thumbnails(images))
-            keys.append(exact_keys(images))
-            kept_files += [chunk[i] for i in kept]
-            digest.update(_canonical([[chunk[i][0], chunk[i][2], stamps[i]] for i in kept]))
-            digest.update(keys[-1].data)
+    for chunk, part in zip(chunks, mapper(scan_chunk, chunks, job)):
+        skipped += part.skipped
+        warned += part.warned
+        if len(part.kept):
+            thumbs.append(part.thumbs)
+            keys.append(part.keys)
+            kept_files += [chunk[i] for i in part.kept]
+            digest.update(part.listing)
+            digest.update(part.keys.data)
     if not kept_files:
         what = f"no readable images ({len(skipped)} skipped)" if files else "no image files"
         raise DataError(f"{listing.root}: {what} in its class sub-folders; expected images with extensions {', '.join(listing.exts)}")
@@ -179,6 +188,40 @@ def scan_folder(root, image_size, color_mode, strict: bool, max_pixels: int, ext
     source = FolderSource(kept_files, tuple(size), color_mode, max_pixels, listing.class_names, keys, digest.hexdigest())
     view = Dataset(np.concatenate(thumbs), source.labels, source.ids, listing.class_names, str(listing.root), skipped, warned)
     return source, view, keys
+
+
+def _first_size(files: list, color_mode: str, max_pixels: int, strict: bool):
+    """The output size when none is configured: the first readable file's (None if none is). Decided
+    before the chunks are sent out, so that every chunk resizes to it, wherever it runs. Only that
+    file's size is kept: its chunk decodes it again and reports the skips before it."""
+    for f in files:
+        _, kept, _, _, size = decode_files([f], None, color_mode, max_pixels, strict)
+        if len(kept):
+            return size
+    return None
+
+
+@dataclass
+class ScannedChunk:
+    """What the scan keeps of one chunk of files (positions in the chunk; small, to send back)."""
+
+    kept: np.ndarray
+    skipped: list
+    warned: list
+    thumbs: np.ndarray
+    keys: np.ndarray
+    listing: bytes      # the kept files' ids, labels and stamps, as fed to the fingerprint
+
+
+def scan_chunk(chunk: list, job: dict) -> ScannedChunk:
+    """Decode one chunk of (id, path, label) files at ``job["size"]``: thumbnails and exact keys."""
+    stamps = [_stamp(f[1]) for f in chunk]  # before decoding: a write after it changes the next run's stamp
+    images, kept, skipped, warned, _ = decode_files(chunk, job["size"], job["color_mode"], job["max_pixels"],
+                                                    job["strict"])
+    if not len(kept):
+        return ScannedChunk(kept, skipped, warned, images, np.empty((0, 16), np.uint8), b"")
+    listing = _canonical([[chunk[i][0], chunk[i][2], stamps[i]] for i in kept])
+    return ScannedChunk(kept, skipped, warned, _thumbnails(images), exact_keys(images), listing)
 
 
 def load_dataset(strategy, strict: bool = False, limit: int | None = None) -> Dataset:
@@ -206,10 +249,11 @@ def _color_mode(ds: dict):
     return None if ds["color_mode"] == "auto" else ds["color_mode"]
 
 
-def open_source(strategy, strict: bool = False, limit: int | None = None):
+def open_source(strategy, strict: bool = False, limit: int | None = None, mapper=serial_map):
     """The strategy's source: (Source, clean view Dataset, exact keys or None).
 
-    Folders are streamed (see the module docstring); digits and .npz are loaded whole.
+    Folders are streamed (see the module docstring), their chunks scanned by ``mapper`` (see
+    ``scan_folder``); digits and .npz are loaded whole.
     """
     ds = strategy.section("dataset")
     kind = ds["kind"]
@@ -218,7 +262,7 @@ def open_source(strategy, strict: bool = False, limit: int | None = None):
     if kind == "folder":
         return scan_folder(ds["source"], ds["image_size"], _color_mode(ds), strict,
                            ds["max_pixels"] or DEFAULT_MAX_PIXELS, limit=limit or ds["limit"],
-                           follow_symlinks=ds["follow_symlinks"])
+                           follow_symlinks=ds["follow_symlinks"], mapper=mapper)
     stamp = _stamp(ds["source"]) if kind == "npz" else None  # before loading: a later write shows in the arrays
     data = load_dataset(strategy, strict, limit)
     return ArraySource(data, kind, stamp), data, None

@@ -1,50 +1,135 @@
-"""Run shard jobs: in this process, in worker processes, or on a Dask cluster.
+"""Run a run's jobs (the folder scan's chunks, then the shard jobs): in this process, in worker
+processes, or on a Dask cluster.
 
-Every executor runs the same pure ``shards.run_shard`` and hands results back in shard order, so
-the output bytes do not depend on which one ran or how many workers it had.
+An ``Engine`` is opened once per run, so the scan and the shards use the same Dask cluster. Every
+way of running hands results back in task order, and the jobs are pure, so the output bytes do not
+depend on which one ran or how many workers it had.
 """
 
 from __future__ import annotations
 
 import shutil
+import tempfile
+import uuid
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
-from augcli.backend import active_backend
+from augcli.backend import active_backend, set_backend
 from augcli.engine.shards import ProgressLog, ShardResult, ShardSpec, run_shard
 from augcli.errors import UsageError
 from augcli.io.formats import Format
 
 ENGINES = ("local", "dask")
 DASK_HINT = 'the dask engine needs the optional extra: pip install "augcli[dask]"'
-SCRATCH = ".dask-scratch"
+TASK_PREFIX = "augcli"  # Dask task keys: augcli-<job name>-<token>-<index> (the scheduler groups by "augcli-scan")
 
 
-def _run_in_worker(spec: ShardSpec) -> ShardResult:
-    # runs in a pool worker, where the module is loaded already (at the top it would cost every command
-    # the pool's import time, see _forked)
-    from augcli.engine import workers
+class Engine:
+    """Where jobs run: ``local`` (this process, or ``workers`` processes) or ``dask`` (a cluster at
+    ``scheduler``/``scheduler_file``, or a local one of ``workers`` processes, started on first use)."""
 
-    j = workers.JOB
-    return run_shard(spec, j["source"], j["pipeline"], j["writer"], j["folder"], j["batch_size"], 1)
+    def __init__(self, engine: str = "local", workers: int = 1, scheduler: str | None = None,
+                 scheduler_file: str | None = None):
+        self.engine, self.workers = engine, workers
+        self.scheduler, self.scheduler_file = scheduler, scheduler_file
+        self._client = self._cluster = self._scratch = None
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        self.close()
+        return False
+
+    def map(self, function: Callable, tasks: Iterable, job, name: str = "job") -> Iterator:
+        """``function(task, job)`` for every task, results in task order. Closing the iterator early
+        stops the work still queued."""
+        tasks = list(tasks)
+        if self.engine == "dask":
+            return self._dask_map(function, tasks, job, name)
+        if self.workers > 1 and len(tasks) > 1:
+            # function-level: the worker pool (multiprocessing, concurrent.futures) costs ~12 ms of import
+            # time, paid otherwise by every command, validate and transforms included
+            from augcli.engine.workers import job_map
+
+            return job_map(function, tasks, job, self.workers)
+        return (function(task, job) for task in tasks)
+
+    def _dask_map(self, function, tasks, job, name):
+        client = self._connect()
+        shared = client.scatter([job], broadcast=True)[0]
+        token = uuid.uuid4().hex
+        backend = active_backend()  # workers are fresh processes: give them the caller's kernels
+        futures = [client.submit(_on_worker, function, backend, task, shared, key=f"{TASK_PREFIX}-{name}-{token}-{i}")
+                   for i, task in enumerate(tasks)]
+        done = False
+        try:
+            for future in futures:
+                yield future.result()
+            done = True
+        finally:
+            if not done:  # an error or an interrupt: stop the cluster now, before the caller deletes the output
+                self.close()
+
+    def _connect(self):
+        if self._client is not None:
+            return self._client
+        try:  # an optional extra: imported only when asked for
+            import dask
+            from dask.distributed import Client, LocalCluster
+        except ImportError:
+            raise UsageError(DASK_HINT) from None
+        if self.scheduler_file:
+            self._client = Client(scheduler_file=self.scheduler_file)
+        elif self.scheduler:
+            self._client = Client(self.scheduler)
+        else:
+            # A local cluster's scratch and spill files (default: dask-scratch-space in $TMPDIR, left
+            # there for good) go in a temporary folder of the run's own, removed when the engine closes.
+            self._scratch = tempfile.mkdtemp(prefix="augcli-dask-")
+            with dask.config.set({"temporary-directory": self._scratch}):
+                self._cluster = LocalCluster(n_workers=max(self.workers, 1), threads_per_worker=1, processes=True,
+                                             dashboard_address=None, silence_logs=40, local_directory=self._scratch)
+            self._client = Client(self._cluster)
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+        self._client = self._cluster = self._scratch = None
+
+
+def _on_worker(function: Callable, backend: str, task, job):
+    set_backend(backend)
+    return function(task, job)
+
+
+def shard_job(spec: ShardSpec, job: dict) -> ShardResult:
+    """One shard job where a pool or a cluster runs it (one worker each: the parallelism is across shards)."""
+    return run_shard(spec, job["source"], job["pipeline"], job["writer"], job["folder"], job["batch_size"], 1)
 
 
 def execute(specs: list[ShardSpec], source, pipeline, writer: Format, folder: Path, *, batch_size: int = 256,
-            workers: int = 1, engine: str = "local", scheduler: str | None = None, scheduler_file: str | None = None,
-            progress: Callable[[int], None] | None = None) -> tuple[list[ShardResult], int]:
-    """Run every shard not already finished in ``folder``, writing with ``writer``; returns (results in
-    order, shards reused)."""
+            engine: Engine | None = None, progress: Callable[[int], None] | None = None
+            ) -> tuple[list[ShardResult], int]:
+    """Run every shard not already finished in ``folder`` on ``engine`` (default: here), writing with
+    ``writer``; returns (results in order, shards reused)."""
+    engine = engine or Engine()
     log = ProgressLog(folder)
     results: list[ShardResult | None] = [log.done(s.name) for s in specs]
     reused = sum(r is not None for r in results)
     pending = [i for i, r in enumerate(results) if r is None]
     todo = [specs[i] for i in pending]
-    if engine == "dask":
-        stream = _dask(todo, source, pipeline, writer, folder, batch_size, workers, scheduler, scheduler_file)
-    elif workers > 1 and len(todo) > 1:
-        stream = _forked(todo, source, pipeline, writer, folder, batch_size, workers)
-    else:  # one shard (or one worker): parallelism, if any, goes inside the shard, over batches
-        stream = (run_shard(s, source, pipeline, writer, folder, batch_size, workers) for s in todo)
+    if engine.engine == "local" and (engine.workers == 1 or len(todo) <= 1):
+        # one shard (or one worker): parallelism, if any, goes inside the shard, over batches
+        stream = (run_shard(s, source, pipeline, writer, folder, batch_size, engine.workers) for s in todo)
+    else:
+        job = dict(source=source, pipeline=pipeline, writer=writer, folder=Path(folder).resolve(), batch_size=batch_size)
+        stream = engine.map(shard_job, todo, job, "shard")
     try:
         for i, result in zip(pending, stream):
             log.record(result)
@@ -54,44 +139,3 @@ def execute(specs: list[ShardSpec], source, pipeline, writer: Format, folder: Pa
     finally:  # on an interrupt or error: stop the workers now, before the caller deletes ``folder``
         stream.close()
     return results, reused
-
-
-def _forked(todo, source, pipeline, writer, folder, batch_size, workers):
-    # function-level: the worker pool (multiprocessing, concurrent.futures) costs ~12 ms of import
-    # time, paid otherwise by every command, validate and transforms included
-    from augcli.engine.workers import ordered_map
-
-    job = dict(source=source, pipeline=pipeline, writer=writer, folder=folder, batch_size=batch_size)
-    yield from ordered_map(_run_in_worker, todo, job, workers)
-
-
-def _dask(todo, source, pipeline, writer, folder, batch_size, workers, scheduler, scheduler_file):
-    try:  # an optional extra: imported only when asked for
-        import dask
-        from dask.distributed import Client, LocalCluster
-    except ImportError:
-        raise UsageError(DASK_HINT) from None
-    # A local cluster's scratch and spill files (default: dask-scratch-space in $TMPDIR) go in the
-    # output's temporary folder, under a name removed before the output is moved into place.
-    scratch = Path(folder) / SCRATCH
-    shutil.rmtree(scratch, ignore_errors=True)  # left by a killed run that is being resumed
-    if scheduler or scheduler_file:
-        client = Client(scheduler, scheduler_file=scheduler_file) if scheduler_file else Client(scheduler)
-        cluster = None
-    else:
-        with dask.config.set({"temporary-directory": str(scratch)}):
-            cluster = LocalCluster(n_workers=max(workers, 1), threads_per_worker=1, processes=True,
-                                   dashboard_address=None, silence_logs=40, local_directory=str(scratch))
-        client = Client(cluster)
-    try:
-        shared = client.scatter([source, pipeline, writer], broadcast=True)
-        backend = active_backend()  # workers are fresh processes: give them the caller's kernels
-        futures = [client.submit(run_shard, spec, shared[0], shared[1], shared[2], Path(folder).resolve(), batch_size,
-                                 1, backend, pure=False) for spec in todo]
-        for future in futures:
-            yield future.result()
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
-        shutil.rmtree(scratch, ignore_errors=True)

@@ -15,8 +15,9 @@ from augcli.budget import check_plan
 from augcli.clean import stage
 from augcli.config.strategy import Strategy
 from augcli.datasets import Dataset
-from augcli.engine.executors import execute
-from augcli.engine.shards import ProgressLog, ShardSpec, finish_output, outputs_per_split, plan_shards, plan_shuffled
+from augcli.engine.executors import Engine, execute
+from augcli.engine.shards import (ProgressLog, ShardSpec, finish_output, outputs_per_split, plan_shards, plan_shuffled,
+                                  relist)
 from augcli.engine.stages import build_pipeline, clean_dataset, open_source, split_clean, train_copies, write_findings
 from augcli.errors import SchemaError
 from augcli.io.atomic import AtomicFolder, check_target
@@ -78,6 +79,11 @@ def output_dir(strategy: Strategy, options: RunOptions) -> Path:
 SINGLE_FILE_LIMIT = 256 << 20
 SHARD_BYTES = 32 << 20
 BATCH_BYTES = 4 << 20
+# A PNG tree's files do not show the shards, so its splits always run in shards of about
+# PNG_SHARD_BYTES of pixels, at most PNG_SHARD_OUTPUTS images: shard jobs, encoding and writes
+# included, then run in parallel in the workers. Independent of --workers, so a resume finds the same shards.
+PNG_SHARD_BYTES = 16 << 20
+PNG_SHARD_OUTPUTS = 256
 
 
 def _image_bytes(source) -> int:
@@ -114,8 +120,10 @@ def shuffled_output(output: dict, shard_size: int | None) -> bool:
     return output["shuffle"]
 
 
-def plan_run(strategy: Strategy, source, splits: dict[str, Dataset], shard_size: int | None) -> list[ShardSpec]:
-    """Shards of every split: the training split gets its copies, held-out splits only originals."""
+def plan_run(strategy: Strategy, source, splits: dict[str, Dataset], shard_size: int | None,
+             shuffle: bool | None = None) -> list[ShardSpec]:
+    """Shards of every split: the training split gets its copies, held-out splits only originals.
+    ``shuffle`` None: as ``shuffled_output`` resolves it for ``shard_size``."""
     aug = strategy.section("augment")
     parts = {}  # split -> (source rows, copies, keep_originals)
     for name, part in splits.items():
@@ -125,7 +133,9 @@ def plan_run(strategy: Strategy, source, splits: dict[str, Dataset], shard_size:
         else:  # held-out splits are never augmented
             parts[name] = (rows, 0, True)
     specs = [s for name, p in parts.items() for s in plan_shards(name, *p, shard_size)]
-    if not shuffled_output(strategy.section("output"), shard_size):
+    if shuffle is None:
+        shuffle = shuffled_output(strategy.section("output"), shard_size)
+    if not shuffle:
         return specs
     # the shuffled plan holds every (row, copy) pair: refuse one beyond memory before building it (its
     # per-sample cost only; pixels are checked by run() once the shard size is final)
@@ -162,10 +172,12 @@ def _first_resize(transforms: list, image_shape: tuple) -> tuple[tuple, str]:
     return ("augment", "pipeline"), "augment.pipeline"
 
 
-def _prepare(strategy: Strategy, options: RunOptions, timer) -> Prepared:
-    """The shared stages, timed; the pipeline checked against the images before any output work."""
+def _prepare(strategy: Strategy, options: RunOptions, timer, engine: Engine) -> Prepared:
+    """The shared stages, timed; the pipeline checked against the images before any output work. A
+    folder's first pass runs on ``engine``, like the shards."""
     with timer("load"):
-        source, loaded, keys = open_source(strategy, options.strict, options.limit)
+        source, loaded, keys = open_source(strategy, options.strict, options.limit,
+                                           mapper=lambda function, chunks, job: engine.map(function, chunks, job, "scan"))
     with timer("clean"):
         cleaned, removed = clean_dataset(strategy, loaded, keys)
     with timer("split"):
@@ -176,14 +188,29 @@ def _prepare(strategy: Strategy, options: RunOptions, timer) -> Prepared:
     return Prepared(source, loaded, cleaned, removed + leaks, splits, pipeline)
 
 
-def _plan(strategy: Strategy, options: RunOptions, data: Prepared) -> tuple[int | None, list[ShardSpec]]:
-    """(shard size, shard specs): the configured size, or one that keeps a large split out of one file."""
-    shard_size = options.shard_size or strategy.section("output")["shard_size"]
+def _plan(strategy: Strategy, options: RunOptions, data: Prepared) -> tuple[int | None, list[ShardSpec], list[ShardSpec]]:
+    """(shard size, shard specs to run, shard specs whose order the output lists). The size is the
+    configured one, or one that keeps a large split out of one file; a PNG tree runs its outputs in
+    source order instead, in shards of the configured size or small enough to run in parallel (see
+    ``_invisible_shards``)."""
+    shard_size = configured = options.shard_size or strategy.section("output")["shard_size"]
     specs = plan_run(strategy, data.source, data.splits, shard_size)
     if shard_size is None and _largest_split_bytes(data.source, specs) > SINGLE_FILE_LIMIT:
         shard_size = max(1, SHARD_BYTES // _image_bytes(data.source))  # too big for one file in memory
         specs = plan_run(strategy, data.source, data.splits, shard_size)
-    return shard_size, specs
+    if not _invisible_shards(strategy, data.pipeline):
+        return shard_size, specs, specs
+    run_size = configured or int(np.clip(PNG_SHARD_BYTES // _image_bytes(data.source), 1, PNG_SHARD_OUTPUTS))
+    return run_size, plan_run(strategy, data.source, data.splits, run_size, shuffle=False), specs
+
+
+def _invisible_shards(strategy: Strategy, pipeline: Pipeline) -> bool:
+    """Whether the output's bytes do not depend on how its outputs are cut into shard jobs, only its
+    lists' order: true of a PNG tree (no shard in any file name) without mixing (mixing partners come
+    from the shard). Its shards then run in source order, so that each source is decoded once (a
+    shuffled order would read a source once per shard its copies land in), and ``shards.relist``
+    puts metadata.jsonl and manifest.jsonl in the listed order."""
+    return strategy.section("output")["format"] == "png" and not pipeline.mixes_labels
 
 
 def run(strategy: Strategy, options: RunOptions) -> dict:
@@ -192,18 +219,21 @@ def run(strategy: Strategy, options: RunOptions) -> dict:
     target = output_dir(strategy, options)
     if not options.dry_run:
         check_target(target, options.overwrite, strategy_inputs(strategy))  # before any work: exit 2, nothing touched
-    data = _prepare(strategy, options, timer)
-    shard_size, specs = _plan(strategy, options, data)
-    check_plan(specs, _image_bytes(data.source), options.workers, strategy.path)  # before the work plan is built
-    if options.dry_run:
-        return reporting.build_plan(strategy, data.loaded, data.cleaned, data.removed, data.splits,
-                                    outputs_per_split(specs), target, data.source.image_shape)
-    return _write_output(strategy, options, data, specs, shard_size, target, timer)
+    with Engine(options.engine, options.workers, options.scheduler, options.scheduler_file) as engine:
+        data = _prepare(strategy, options, timer, engine)
+        shard_size, specs, listed = _plan(strategy, options, data)
+        check_plan(specs, _image_bytes(data.source), options.workers, strategy.path)  # before the work plan is built
+        if options.dry_run:
+            return reporting.build_plan(strategy, data.loaded, data.cleaned, data.removed, data.splits,
+                                        outputs_per_split(specs), target, data.source.image_shape)
+        return _write_output(strategy, options, data, (specs, listed), shard_size, target, timer, engine)
 
 
-def _write_output(strategy: Strategy, options: RunOptions, data: Prepared, specs: list[ShardSpec],
-                  shard_size: int | None, target: Path, timer) -> dict:
-    """Augment and write every shard, then the files of the whole output and the report, atomically."""
+def _write_output(strategy: Strategy, options: RunOptions, data: Prepared, plan: tuple[list, list],
+                  shard_size: int | None, target: Path, timer, engine: Engine) -> dict:
+    """Augment and write every shard, then the files of the whole output and the report, atomically.
+    ``plan``: (the shard specs to run, those whose order the output's lists follow)."""
+    specs, listed = plan
     fmt = strategy.section("output")["format"]
     # what the output is made from: a partial output from another input or kernel backend is discarded
     state = {"strategy": strategy.sha256, "format": fmt, "shard_size": shard_size, "augcli": __version__,
@@ -216,10 +246,10 @@ def _write_output(strategy: Strategy, options: RunOptions, data: Prepared, specs
         with timer("augment"):
             total = sum(outputs_per_split(specs).values())
             tick = options.progress("augment", total) if options.progress else None
-            results, resumed = execute(
-                specs, data.source, data.pipeline, writer, tmp, batch_size=batch_size, workers=options.workers,
-                engine=options.engine, scheduler=options.scheduler, scheduler_file=options.scheduler_file,
-                progress=tick)
+            results, resumed = execute(specs, data.source, data.pipeline, writer, tmp, batch_size=batch_size,
+                                       engine=engine, progress=tick)
+            if listed is not specs:
+                relist(results, specs, listed)
         with timer("write"):
             files = sorted({f.split("/", 1)[0] + ("/" if "/" in f else "") for r in results for f in r.files})
             files += finish_output(tmp, writer, results)  # classes.txt, metadata.jsonl

@@ -136,6 +136,41 @@ def run_shard(spec: ShardSpec, source, pipeline, writer: Format, folder: Path, b
     return result
 
 
+def output_items(spec: ShardSpec) -> tuple[np.ndarray, np.ndarray]:
+    """(source row, copy index) of each of the shard's outputs, in output order."""
+    if spec.copy is not None:
+        return spec.rows, np.asarray(spec.copy, dtype=np.int64)
+    source, copy = plan(len(spec.rows), spec.copies, spec.keep_originals)
+    return spec.rows[source], copy
+
+
+def relist(results: list[ShardResult], executed: list[ShardSpec], listed: list[ShardSpec]) -> None:
+    """Put the manifest and metadata lines of the ``executed`` shards' ``results`` in the output
+    order of ``listed``: the same outputs of the same splits, in the same split order, cut and ordered
+    otherwise (a PNG tree runs in source order what it lists in a shuffled one). Each result keeps its
+    number of lines; the lines of the whole output, read in result order, follow ``listed``."""
+    def items(specs):
+        parts = [output_items(s) for s in specs]
+        return (np.concatenate([r for r, _ in parts]).astype(np.int64) if parts else np.zeros(0, np.int64),
+                np.concatenate([c for _, c in parts]) if parts else np.zeros(0, np.int64))
+
+    (done_rows, done_copies), (rows, copies) = items(executed), items(listed)
+    span = int(done_copies.max(initial=0)) + 1  # a row is in one split only: (row, copy) names an output
+    done, wanted = done_rows * span + done_copies, rows * span + copies
+    order = np.argsort(done, kind="stable")
+    take = order[np.searchsorted(done, wanted, sorter=order)]
+    for field_name in ("manifest", "metadata"):
+        lines = [line for r in results for line in getattr(r, field_name)]
+        if not lines:
+            continue
+        lines = [lines[i] for i in take]
+        start = 0
+        for r in results:
+            n = len(getattr(r, field_name))
+            setattr(r, field_name, lines[start:start + n])
+            start += n
+
+
 def output_labels(out, mixes: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """(hard int64 (N,), soft float32 (N, K) or None) of a shard's outputs.
 

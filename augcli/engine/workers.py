@@ -138,3 +138,13 @@ def ordered_map(function: Callable, tasks: Iterable, job: dict, workers: int) ->
         _stop(pool)
         raise
     pool.shutdown(wait=True)
+
+
+def _call(task):
+    return JOB["function"](task, JOB["job"])
+
+
+def job_map(function: Callable, tasks: Iterable, job: dict, workers: int) -> Iterator:
+    """``function(task, job)`` for every task in ``workers`` processes, results in task order; the
+    function and its ``job`` reach each worker once (see ``ordered_map``)."""
+    yield from ordered_map(_call, tasks, {"function": function, "job": job}, workers)
