@@ -3,6 +3,7 @@
     .venv/bin/python -m pip install -e ".[bench]"          # albumentations 2.0.8 (optional extra)
     .venv/bin/python benchmarks/bench_vs_albumentations.py                 # everything, 5 repeats
     .venv/bin/python benchmarks/bench_vs_albumentations.py --only basic affine --repeats 7
+    .venv/bin/python benchmarks/bench_vs_albumentations.py --data photos   # the 256x256 RGB crops only
     .venv/bin/python benchmarks/bench_vs_albumentations.py --backend numpy      # the pure-NumPy kernels
 
 Data: scikit-learn's digits at 8x8 and upscaled (pixel repeat) to 32x32, gray; 64 RGB 256x256
@@ -137,6 +138,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="case names (transforms, or 'basic' / 'imagenet' for the pipelines)")
     parser.add_argument("--repeats", type=int, default=5, help="passes per library and case (median reported)")
     parser.add_argument("--batch", type=int, help="augcli batch size (default: what augcli run picks per image size)")
+    parser.add_argument("--data", nargs="*", help="data sets by a word of their name (digits, 8x8, 32x32, photos; default: all)")
     parser.add_argument("--backend", choices=backend.BACKENDS, help="augcli kernel backend (default: AUGCLI_BACKEND or opencv)")
     args = parser.parse_args()
     if args.backend:
@@ -152,6 +154,8 @@ def main() -> None:
         "digits 32x32": np.ascontiguousarray(d8.repeat(4, axis=1).repeat(4, axis=2)),
         "photos 256x256 RGB": photo_crops(),
     }
+    if args.data:
+        images = {k: v for k, v in images.items() if any(word in k.split() for word in args.data)}
     datasets = {k: (v, args.batch or auto_batch_size(v.shape[1:])) for k, v in images.items()}
     cases = _cases(A, cv2)
     if args.only:
