@@ -215,6 +215,26 @@ def add_constant(cv2, images: np.ndarray, values: np.ndarray) -> np.ndarray:
     return out
 
 
+def jpeg(cv2, images: np.ndarray, quality: np.ndarray) -> np.ndarray:
+    """Every image re-encoded as JPEG in memory at ``quality[i]`` and decoded, by OpenCV's codec
+    (libjpeg-turbo with Pillow's defaults: 4:2:0 chroma for RGB, islow DCT, fancy upsampling; the
+    bytes equal Pillow's, tests/test_noise_blur_erase.py checks it), about 1.4x faster than Pillow."""
+    out = np.empty_like(images)
+    gray = images.shape[3] == 1
+    bgr = None if gray else np.empty(images.shape[1:], np.uint8)
+    for i, src, dst in _each(images, out):
+        if not gray:  # OpenCV's codec reads and writes BGR
+            src = cv2.cvtColor(src, cv2.COLOR_RGB2BGR, dst=bgr)
+        ok, data = cv2.imencode(".jpg", src, [cv2.IMWRITE_JPEG_QUALITY, int(quality[i])])
+        if not ok:  # pragma: no cover - in-memory encoding of a valid uint8 image does not fail
+            raise RuntimeError("OpenCV could not encode a JPEG")
+        if gray:
+            dst[...] = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE)
+        else:
+            cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB, dst=dst)
+    return out
+
+
 def _each(images: np.ndarray, out: np.ndarray):
     """(i, source, destination) per image, as 2-D planes for one channel (cv2's layout)."""
     src = np.ascontiguousarray(images)
