@@ -124,12 +124,13 @@ def remap(cv2, images, ys, xs, out_hw, border: str, fill: int) -> np.ndarray:
     return _per_image(cv2, images, out, call)
 
 
-def flip(cv2, images: np.ndarray, axis: int) -> np.ndarray:
-    """Mirror left-right (``axis`` 1) or top-bottom (0), one cv2.flip per image (exact)."""
+def hflip(cv2, images: np.ndarray) -> np.ndarray:
+    """Mirror left-right (exact) with ONE cv2.flip: the batch seen as a single image of N*H rows,
+    each row reversed, is every image reversed."""
+    n, h, w, c = images.shape
     out = np.empty_like(images)
-    src = np.ascontiguousarray(images)
-    for i in range(images.shape[0]):
-        cv2.flip(src[i], axis, dst=out[i])
+    shape = (n * h, w, c) if c > 1 else (n * h, w)
+    cv2.flip(np.ascontiguousarray(images).reshape(shape), 1, dst=out.reshape(shape))
     return out
 
 
@@ -246,13 +247,21 @@ def _each(images: np.ndarray, out: np.ndarray):
 
 
 def median(cv2, images: np.ndarray, k: int) -> np.ndarray:
-    """k x k median with scipy's 'reflect' border: pad by mirroring, then cv2.medianBlur, whose own
-    border handling then never reaches the kept pixels (so the result is exact)."""
+    """k x k median with scipy's 'reflect' border (exact). For k = 3 that border (one pixel, the
+    edge pixel itself) is cv2.medianBlur's own BORDER_REPLICATE, so it runs on the image as is;
+    larger k pad by mirroring first (the medians' own border handling then never reaches the kept
+    pixels). Scratch buffers are reused: fresh ones per image made k = 3 four times slower."""
     r = k // 2
     out = np.empty_like(images)
+    if r == 1:
+        for _, src, dst in _each(images, out):
+            cv2.medianBlur(src, 3, dst=dst)
+        return out
+    padded = result = None
     for _, src, dst in _each(images, out):
-        padded = cv2.copyMakeBorder(src, r, r, r, r, cv2.BORDER_REFLECT)
-        dst[...] = cv2.medianBlur(padded, k)[r:-r, r:-r].reshape(dst.shape)
+        padded = cv2.copyMakeBorder(src, r, r, r, r, cv2.BORDER_REFLECT, dst=padded)
+        result = cv2.medianBlur(padded, k, dst=result)
+        dst[...] = result[r:-r, r:-r].reshape(dst.shape)
     return out
 
 
