@@ -44,7 +44,11 @@ def hflip(images: np.ndarray) -> np.ndarray:
 
 
 def vflip(images: np.ndarray) -> np.ndarray:
-    """Mirror top-bottom: one copy of whole rows in reverse order (as fast as cv2.flip per image)."""
+    """Mirror top-bottom (one cv2.flip per image on the OpenCV backend: measured faster in a
+    pipeline than NumPy's one reversed-row copy of the batch)."""
+    cv2 = cv2_or_none()
+    if cv2 is not None and images.shape[3] == 3 and images.shape[0]:
+        return ocv.vflip(cv2, images)
     return np.ascontiguousarray(images[:, ::-1])
 
 
