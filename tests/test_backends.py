@@ -3,8 +3,9 @@ backend switch itself, and the properties of the Box-Muller streams both backend
 
 Tolerances: OpenCV >= 5 interpolates warps in float32 like the NumPy kernels, but in another order,
 so an interpolated value within ~1e-3 of a half may round the other way: at most 1 grey level,
-on well under 1% of the pixels. Point operations (tables built from the NumPy arithmetic) and flips
-are exact; blur and noise are rounded by OpenCV itself, again at most 1 grey level apart.
+on well under 1% of the pixels. Point operations (tables built from the NumPy arithmetic), flips and
+JPEG re-encoding (libjpeg-turbo behind both Pillow and OpenCV) are exact; blur and noise are rounded
+by OpenCV itself, again at most 1 grey level apart.
 """
 
 from contextlib import contextmanager

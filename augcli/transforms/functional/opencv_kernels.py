@@ -162,9 +162,9 @@ def lut(cv2, images: np.ndarray, tables: np.ndarray) -> np.ndarray:
 
 
 def lut_one(cv2, src: np.ndarray, table: np.ndarray, dst: np.ndarray) -> None:
-    """``dst = table[src]`` for one C-contiguous uint8 image and a 256-entry uint8 table (every
-    channel alike); ``dst`` may be ``src``."""
-    if _translate is not None:
+    """``dst = table[src]`` for one uint8 image and a 256-entry uint8 table (every channel alike);
+    ``dst`` may be ``src``. The byte-string path needs both contiguous (flat views of them)."""
+    if _translate is not None and src.flags.c_contiguous and dst.flags.c_contiguous:
         _translate(memoryview(src.reshape(-1)), memoryview(np.ascontiguousarray(table)), out=memoryview(dst.reshape(-1)))
     elif src.ndim == 3 and src.shape[2] == 1:
         cv2.LUT(src[..., 0], table, dst=dst[..., 0])
