@@ -7,9 +7,10 @@ Blends round to nearest where Pillow truncates, so they may differ from Pillow b
 ``equalize`` also equalises images too small for Pillow's integer step (Pillow leaves them as is).
 Colour-only kernels return a copy of gray (C=1) images unchanged.
 With the OpenCV backend, large images take compiled paths: per-sample point operations
-(brightness, contrast, gamma, ...) become 256-entry tables for cv2.LUT, built by the very float32
-arithmetic of the direct path (so the bytes are the same), and hue, HSV saturation and luma blends
-go through OpenCV's float colour conversions (at most one grey level from the NumPy results).
+(brightness, contrast, gamma, ...) become 256-entry tables, built by the very float32 arithmetic of
+the direct path (so the bytes are the same) and applied by stringzilla's byte translation (or
+cv2.LUT), and hue, HSV saturation and luma blends go through OpenCV's float colour conversions (at
+most one grey level from the NumPy results). ``color_jitter`` then runs image by image in place.
 """
 
 from __future__ import annotations
