@@ -3,6 +3,7 @@
     .venv/bin/python -m pip install -e ".[bench]"          # albumentations 2.0.8 (optional extra)
     .venv/bin/python benchmarks/bench_vs_albumentations.py                 # everything, 5 repeats
     .venv/bin/python benchmarks/bench_vs_albumentations.py --only basic affine --repeats 7
+    .venv/bin/python benchmarks/bench_vs_albumentations.py --data photos   # the 256x256 RGB crops only
     .venv/bin/python benchmarks/bench_vs_albumentations.py --backend numpy      # the pure-NumPy kernels
 
 Data: scikit-learn's digits at 8x8 and upscaled (pixel repeat) to 32x32, gray; 64 RGB 256x256
@@ -50,6 +51,9 @@ def _cases(A, cv2):
     a_affine = lambda h, w, p=1.0: A.Affine(rotate=(-15, 15), scale=(0.9, 1.1), translate_percent=(-0.1, 0.1),  # noqa: E731
                                             shear=0, interpolation=cv2.INTER_LINEAR, border_mode=const, fill=0, p=p)
     rrc = {"scale": [0.5, 1.0]}
+    # albumentations cuts its Gaussian at int(3.5 sigma) pixels (blur_limit=0), augcli at
+    # int(truncate * sigma + 0.5) (default 4, scipy's): truncate 3.5 is the closest width (within a pixel)
+    blur = {"sigma": [0.5, 2.0], "truncate": 3.5}
     return {
         # --- single transforms, p = 1 ---
         "hflip": ([{"hflip": {"p": 1}}], lambda h, w: [A.HorizontalFlip(p=1)], False),
@@ -73,7 +77,7 @@ def _cases(A, cv2):
                          lambda h, w: [A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.05, p=1)], True),
         "gaussian_noise": ([{"gaussian_noise": {"std": [0.01, 0.05], "p": 1}}],
                            lambda h, w: [A.GaussNoise(std_range=(0.01, 0.05), p=1)], False),
-        "gaussian_blur": ([{"gaussian_blur": {"sigma": [0.5, 2.0], "p": 1}}],
+        "gaussian_blur": ([{"gaussian_blur": {**blur, "p": 1}}],
                           lambda h, w: [A.GaussianBlur(sigma_limit=(0.5, 2.0), blur_limit=0, p=1)], False),
         "median_blur": ([{"median_blur": {"sizes": [3, 5], "p": 1}}], lambda h, w: [A.MedianBlur(blur_limit=(3, 5), p=1)], False),
         "motion_blur": ([{"motion_blur": {"length": [3, 9], "p": 1}}], lambda h, w: [A.MotionBlur(blur_limit=(3, 9), p=1)], False),
@@ -91,7 +95,7 @@ def _cases(A, cv2):
         # an ImageNet-style chain: crop, flip, colour, occasional blur and noise
         "PIPELINE imagenet": (
             [{"random_resized_crop": {**rrc, "p": 1}}, {"hflip": {"p": 0.5}}, {"color_jitter": {"p": 0.8}},
-             {"gaussian_blur": {"sigma": [0.5, 2.0], "p": 0.3}}, {"gaussian_noise": {"std": [0.01, 0.05], "p": 0.3}}],
+             {"gaussian_blur": {**blur, "p": 0.3}}, {"gaussian_noise": {"std": [0.01, 0.05], "p": 0.3}}],
             lambda h, w: [A.RandomResizedCrop(size=(h, w), scale=(0.5, 1.0), p=1), A.HorizontalFlip(p=0.5),
                           A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.05, p=0.8),
                           A.GaussianBlur(sigma_limit=(0.5, 2.0), blur_limit=0, p=0.3),
@@ -137,6 +141,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="case names (transforms, or 'basic' / 'imagenet' for the pipelines)")
     parser.add_argument("--repeats", type=int, default=5, help="passes per library and case (median reported)")
     parser.add_argument("--batch", type=int, help="augcli batch size (default: what augcli run picks per image size)")
+    parser.add_argument("--data", nargs="*", help="data sets by a word of their name (digits, 8x8, 32x32, photos; default: all)")
     parser.add_argument("--backend", choices=backend.BACKENDS, help="augcli kernel backend (default: AUGCLI_BACKEND or opencv)")
     args = parser.parse_args()
     if args.backend:
@@ -152,6 +157,8 @@ def main() -> None:
         "digits 32x32": np.ascontiguousarray(d8.repeat(4, axis=1).repeat(4, axis=2)),
         "photos 256x256 RGB": photo_crops(),
     }
+    if args.data:
+        images = {k: v for k, v in images.items() if any(word in k.split() for word in args.data)}
     datasets = {k: (v, args.batch or auto_batch_size(v.shape[1:])) for k, v in images.items()}
     cases = _cases(A, cv2)
     if args.only:

@@ -3,8 +3,9 @@ backend switch itself, and the properties of the Box-Muller streams both backend
 
 Tolerances: OpenCV >= 5 interpolates warps in float32 like the NumPy kernels, but in another order,
 so an interpolated value within ~1e-3 of a half may round the other way: at most 1 grey level,
-on well under 1% of the pixels. Point operations (tables built from the NumPy arithmetic) and flips
-are exact; blur and noise are rounded by OpenCV itself, again at most 1 grey level apart.
+on well under 1% of the pixels. Point operations (tables built from the NumPy arithmetic), flips and
+JPEG re-encoding (libjpeg-turbo behind both Pillow and OpenCV) are exact; blur and noise are rounded
+by OpenCV itself, again at most 1 grey level apart.
 """
 
 from contextlib import contextmanager
@@ -270,3 +271,45 @@ def test_float32_normal_backends_differ_only_in_the_last_bits():
     keys = Streams.from_seed(6, 4).keys
     got = both(lambda: Streams(keys).normal(shape=(64, 64), dtype=np.float32))
     assert np.allclose(got["numpy"], got["opencv"], rtol=1e-5, atol=1e-5)
+
+
+# --- fused and per-image paths (issue 15) -------------------------------------------------------
+def test_jpeg_is_identical_across_backends(crops, gray32):
+    """OpenCV's codec (opencv backend) and Pillow's (numpy backend) are both libjpeg-turbo with the
+    same settings: the same bytes, RGB and gray, over the whole quality range."""
+    for x in (crops, gray32[:4]):
+        quality = np.linspace(5, 100, len(x)).astype(int)
+        res = both(Fl.jpeg, x, quality)
+        assert np.array_equal(res["numpy"], res["opencv"])
+        assert not np.array_equal(res["opencv"], x)
+
+
+def test_colour_jitter_in_place_path_equals_the_separate_kernels(crops):
+    """The OpenCV backend's image-by-image jitter gives exactly the bytes of the four kernels
+    called one after the other in each sample's order (on the same backend)."""
+    n = len(crops)
+    factors = {"brightness": np.linspace(0.6, 1.4, n), "contrast": np.linspace(1.5, 0.5, n),
+               "saturation": np.linspace(0.2, 1.8, n), "hue": np.linspace(-0.3, 0.3, n)}
+    order = np.array([[0, 1, 2, 3], [3, 2, 1, 0], [1, 3, 0, 2], [2, 0, 3, 1]])
+    kernels = (C.enhance_brightness, C.enhance_contrast, C.enhance_color, C.adjust_hue)
+    with using("opencv"):
+        fused = C.color_jitter(crops, factors, order)
+        for i in range(n):
+            one = crops[i : i + 1]
+            for op in order[i]:
+                one = kernels[op](one, factors[C.JITTER_OPS[op]][i : i + 1])
+            assert np.array_equal(fused[i : i + 1], one), i
+    with using("numpy"):  # and the batched path agrees within the colour-space tolerance
+        assert_close({"numpy": C.color_jitter(crops, factors, order), "opencv": fused}, share=0.02)
+
+
+def test_byte_tables_equal_cv2_lut(crops, monkeypatch):
+    """The stringzilla table path and cv2.LUT (its fallback) map every byte alike."""
+    from augcli.transforms.functional import opencv_kernels as ocv
+
+    cv2 = backend._import_cv2()
+    tables = Streams.from_seed(5, len(crops)).integers(0, 256, (256,)).astype(np.uint8)
+    fast = ocv.lut(cv2, crops, tables)
+    monkeypatch.setattr(ocv, "_translate", None)
+    assert np.array_equal(fast, ocv.lut(cv2, crops, tables))
+    assert np.array_equal(fast, np.stack([t[x] for t, x in zip(tables, crops)]))

@@ -29,11 +29,13 @@ def take(params: Params, index) -> Params:
     return out
 
 
-def apply_gated(transform: "Transform", images: np.ndarray, params: Params) -> np.ndarray:
+def apply_gated(transform: "Transform", images: np.ndarray, params: Params, owned: bool = False) -> np.ndarray:
     """Run ``transform.apply`` on the samples whose gate is set; the others pass through unchanged.
 
     Work is done on the gated subset only (one fancy-index gather and scatter per batch), so a
-    transform with ``p=0.1`` costs a tenth of one with ``p=1``.
+    transform with ``p=0.1`` costs a tenth of one with ``p=1``. ``owned`` says ``images`` is a
+    temporary nobody else sees (an earlier step's output): the results are then scattered into it
+    instead of into a fresh copy of the whole batch.
     """
     gate = params["gate"]
     if not gate.any():
@@ -41,7 +43,7 @@ def apply_gated(transform: "Transform", images: np.ndarray, params: Params) -> n
     if gate.all():
         return transform.apply(images, params)
     idx = np.flatnonzero(gate)
-    out = images.copy()
+    out = images if owned else images.copy()
     out[idx] = transform.apply(images[idx], take(params, idx))
     return out
 

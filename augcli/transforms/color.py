@@ -116,29 +116,15 @@ class ColorJitter(Transform):
         "saturation": _factor((0.8, 1.2), "saturation factor (blend with the luma image); v means [1 - v, 1 + v]"),
         "hue": _hue_limit(),
     }
-    _OPS = (
-        ("brightness", F.enhance_brightness),
-        ("contrast", F.enhance_contrast),
-        ("saturation", F.enhance_color),
-        ("hue", F.adjust_hue),
-    )
 
     def sample_params(self, streams, shape):
-        params = {key: streams.uniform(*self.config[key]) for key, _ in self._OPS}
+        params = {key: streams.uniform(*self.config[key]) for key in F.JITTER_OPS}
         # a uniformly random permutation per sample: the ranks of 4 uniform draws
-        params["order"] = np.argsort(streams.uniform(shape=(len(self._OPS),)), axis=1)
+        params["order"] = np.argsort(streams.uniform(shape=(len(F.JITTER_OPS),)), axis=1)
         return params
 
     def apply(self, images, params):
-        out = images.copy()
-        order = params["order"]
-        # position by position, each op runs once on the samples that have it at that position
-        for position in range(order.shape[1]):
-            for op_index, (key, kernel) in enumerate(self._OPS):
-                idx = np.flatnonzero(order[:, position] == op_index)
-                if idx.size:
-                    out[idx] = kernel(out[idx], params[key][idx])
-        return out
+        return F.color_jitter(images, {key: params[key] for key in F.JITTER_OPS}, params["order"])
 
 
 @register("grayscale")

@@ -70,8 +70,12 @@ class Container(Transform):
         return params
 
     def apply(self, images: np.ndarray, params: Params) -> np.ndarray:
+        given = images
         for t, child in zip(self.transforms, params["children"]):
-            images = apply_gated(t, images, child)
+            # a step's output that shares no memory with the input is this loop's own temporary,
+            # so the next gated step may scatter into it (saves a copy of the batch per step)
+            owned = images is not given and not np.may_share_memory(images, given)
+            images = apply_gated(t, images, child, owned)
         return images
 
     def leaves(self, params: Params):

@@ -7,9 +7,10 @@ Blends round to nearest where Pillow truncates, so they may differ from Pillow b
 ``equalize`` also equalises images too small for Pillow's integer step (Pillow leaves them as is).
 Colour-only kernels return a copy of gray (C=1) images unchanged.
 With the OpenCV backend, large images take compiled paths: per-sample point operations
-(brightness, contrast, gamma, ...) become 256-entry tables for cv2.LUT, built by the very float32
-arithmetic of the direct path (so the bytes are the same), and hue, HSV saturation and luma blends
-go through OpenCV's float colour conversions (at most one grey level from the NumPy results).
+(brightness, contrast, gamma, ...) become 256-entry tables, built by the very float32 arithmetic of
+the direct path (so the bytes are the same) and applied by stringzilla's byte translation (or
+cv2.LUT), and hue, HSV saturation and luma blends go through OpenCV's float colour conversions (at
+most one grey level from the NumPy results). ``color_jitter`` then runs image by image in place.
 """
 
 from __future__ import annotations
@@ -64,8 +65,7 @@ def _point_op(images: np.ndarray, direct) -> np.ndarray:
     n, h, w, c = images.shape
     cv2 = cv2_or_none()
     if cv2 is not None and n and h * w * c >= _LUT_MIN_VALUES:
-        ramp = np.broadcast_to(np.arange(256, dtype=np.uint8).reshape(1, 1, 256, 1), (n, 1, 256, 1))
-        return ocv.lut(cv2, images, direct(ramp).reshape(n, 256))
+        return ocv.lut(cv2, images, _tables(direct, n))
     return direct(images)
 
 
@@ -140,8 +140,13 @@ def channel_histograms(images: np.ndarray) -> np.ndarray:
 
 def enhance_brightness(images: np.ndarray, factor: np.ndarray) -> np.ndarray:
     """Blend with black (PIL ImageEnhance.Brightness): factor 0 is black, 1 the original, > 1 brighter."""
+    return _point_op(images, _scaled(factor))
+
+
+def _scaled(factor: np.ndarray):
+    """Brightness as a ``direct`` point operation (see ``_point_op``)."""
     f = _per_sample(factor)
-    return _point_op(images, lambda x: _owned_to_uint8(np.multiply(x, f, dtype=np.float32)))
+    return lambda x: _owned_to_uint8(np.multiply(x, f, dtype=np.float32))
 
 
 def gray_mean(images: np.ndarray) -> np.ndarray:
@@ -152,20 +157,36 @@ def gray_mean(images: np.ndarray) -> np.ndarray:
         total = ocv.luma_sums(cv2, images, _LUMA_WEIGHTS)
     else:
         total = _luma(images).reshape(n, h * w).sum(axis=1, dtype=np.int64)
-    return np.floor(total / float(h * w) + 0.5)
+    return _rounded_mean(total, h * w)
+
+
+def _rounded_mean(total, pixels: int):
+    return np.floor(total / float(pixels) + 0.5)
 
 
 def enhance_contrast(images: np.ndarray, factor: np.ndarray) -> np.ndarray:
     """Blend with the image's rounded mean grey level (PIL ImageEnhance.Contrast); factor >= 0."""
-    mean, f = _per_sample(gray_mean(images)), _per_sample(factor)
+    return _point_op(images, _contrasted(gray_mean(images), factor))
 
-    def direct(x):  # exactly _blend's float32 steps
+
+def _contrasted(mean: np.ndarray, factor: np.ndarray):
+    """Contrast about per-sample ``mean`` grey levels as a ``direct`` point operation: exactly
+    ``_blend``'s float32 steps."""
+    mean, f = _per_sample(mean), _per_sample(factor)
+
+    def direct(x):
         out = np.subtract(x, mean, dtype=np.float32)
         out *= f
         out += mean
         return _owned_to_uint8(out)
 
-    return _point_op(images, direct)
+    return direct
+
+
+def _tables(direct, n: int) -> np.ndarray:
+    """A ``direct`` point operation on the 256 grey levels: uint8 (N, 256) tables, same bytes."""
+    ramp = np.broadcast_to(np.arange(256, dtype=np.uint8).reshape(1, 1, 256, 1), (n, 1, 256, 1))
+    return direct(ramp).reshape(n, 256)
 
 
 def enhance_color(images: np.ndarray, factor: np.ndarray) -> np.ndarray:
@@ -340,6 +361,57 @@ def adjust_saturation(images: np.ndarray, factor: np.ndarray) -> np.ndarray:
     # S' = min(S * f, 1) with S = chroma / value, so chroma' = min(chroma * f, value)
     chroma *= np.asarray(factor, dtype=np.float32).reshape(-1, 1, 1)
     return hcv_to_rgb(h6, np.minimum(chroma, value, out=chroma), value)
+
+
+# --- colour jitter ----------------------------------------------------------------------------
+# torchvision's four ops, in the index order ColorJitter's ``order`` permutations refer to
+JITTER_OPS = ("brightness", "contrast", "saturation", "hue")
+
+
+def color_jitter(images: np.ndarray, factors: dict, order: np.ndarray) -> np.ndarray:
+    """Brightness, contrast and saturation factors and hue shifts (``factors[name]``, (N,) each)
+    applied in each sample's own order (``order`` (N, 4): indices into ``JITTER_OPS``).
+
+    On the OpenCV backend, large RGB images run image by image, the four ops in place on one copy
+    (``_jitter_each``); else position by position, each op batched over the samples that have it
+    there. Both give the bytes of the separate kernels called in that order.
+    """
+    n, h, w, c = images.shape
+    cv2 = cv2_or_none()
+    if cv2 is not None and n and c == 3 and h * w * c >= _LUT_MIN_VALUES:
+        return _jitter_each(cv2, images, factors, order)
+    kernels = (enhance_brightness, enhance_contrast, enhance_color, adjust_hue)
+    out = images.copy()
+    for position in range(order.shape[1]):
+        for op, (name, kernel) in enumerate(zip(JITTER_OPS, kernels)):
+            idx = np.flatnonzero(order[:, position] == op)
+            if idx.size:
+                out[idx] = kernel(out[idx], factors[name][idx])
+    return out
+
+
+def _jitter_each(cv2, images: np.ndarray, factors: dict, order: np.ndarray) -> np.ndarray:
+    """``color_jitter`` one image at a time: no gathers or scatters of sample subsets, every op
+    overwrites the image it reads (tables through ``ocv.lut_one``, colour spaces through one
+    ``ocv.ColourScratch``). Contrast reads the mean grey of the image as the earlier ops left it."""
+    n, h, w, _ = images.shape
+    out = np.array(images, order="C")
+    scratch = ocv.ColourScratch(cv2, (h, w), _LUMA_WEIGHTS)
+    brighten = _tables(_scaled(factors["brightness"]), n)
+    contrast, saturation, hue = (np.asarray(factors[k], dtype=np.float64).reshape(-1) for k in JITTER_OPS[1:])
+    for i in range(n):
+        img = out[i]
+        for op in order[i].tolist():
+            if op == 0:
+                ocv.lut_one(cv2, img, brighten[i], img)
+            elif op == 1:
+                mean = _rounded_mean(np.array([scratch.luma_sum(img)]), h * w)
+                ocv.lut_one(cv2, img, _tables(_contrasted(mean, contrast[i : i + 1]), 1)[0], img)
+            elif op == 2:
+                scratch.blend_luma(img, saturation[i], img)
+            else:
+                scratch.hsv(img, hue[i], None, img)
+    return out
 
 
 def channel_shuffle(images: np.ndarray, permutation: np.ndarray) -> np.ndarray:

@@ -34,8 +34,8 @@ _BLOCK_PIXELS = 1 << 16
 def hflip(images: np.ndarray) -> np.ndarray:
     """Mirror left-right (contiguous copy: a reversed-stride view is slow to consume later)."""
     cv2 = cv2_or_none()
-    if cv2 is not None and images.shape[3] == 3 and images.shape[0]:
-        return ocv.flip(cv2, images, 1)
+    if cv2 is not None and images.shape[0] and images.shape[2]:
+        return ocv.hflip(cv2, images)
     if images.shape[3] == 3 and images.flags.c_contiguous:
         # reversing whole 3-byte pixels copies ~2.5x faster than reversing a strided uint8 axis
         pixels = images.view(np.dtype((np.void, 3)))
@@ -44,10 +44,11 @@ def hflip(images: np.ndarray) -> np.ndarray:
 
 
 def vflip(images: np.ndarray) -> np.ndarray:
-    """Mirror top-bottom."""
+    """Mirror top-bottom (one cv2.flip per image on the OpenCV backend: measured faster in a
+    pipeline than NumPy's one reversed-row copy of the batch)."""
     cv2 = cv2_or_none()
     if cv2 is not None and images.shape[3] == 3 and images.shape[0]:
-        return ocv.flip(cv2, images, 0)
+        return ocv.vflip(cv2, images)
     return np.ascontiguousarray(images[:, ::-1])
 
 

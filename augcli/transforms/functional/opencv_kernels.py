@@ -13,6 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 
+try:  # byte tables applied with SIMD shuffles: ~20x faster than cv2.LUT on photos, the same bytes
+    from stringzilla import translate as _translate
+except ImportError:  # pragma: no cover - a declared dependency; cv2.LUT then does the same work
+    _translate = None
+
 _MAX_SIDE = 32767  # cv2.remap requires every side of source and result to be below SHRT_MAX
 # RGB warps, and gray ones with at least this many output pixels per image, call cv2.warpAffine &
 # co. on each image; smaller gray ones are cheaper as one cv2.remap over a block of stacked images.
@@ -119,12 +124,21 @@ def remap(cv2, images, ys, xs, out_hw, border: str, fill: int) -> np.ndarray:
     return _per_image(cv2, images, out, call)
 
 
-def flip(cv2, images: np.ndarray, axis: int) -> np.ndarray:
-    """Mirror left-right (``axis`` 1) or top-bottom (0), one cv2.flip per image (exact)."""
+def hflip(cv2, images: np.ndarray) -> np.ndarray:
+    """Mirror left-right (exact) with ONE cv2.flip: the batch seen as a single image of N*H rows,
+    each row reversed, is every image reversed."""
+    n, h, w, c = images.shape
     out = np.empty_like(images)
-    src = np.ascontiguousarray(images)
-    for i in range(images.shape[0]):
-        cv2.flip(src[i], axis, dst=out[i])
+    shape = (n * h, w, c) if c > 1 else (n * h, w)
+    cv2.flip(np.ascontiguousarray(images).reshape(shape), 1, dst=out.reshape(shape))
+    return out
+
+
+def vflip(cv2, images: np.ndarray) -> np.ndarray:
+    """Mirror top-bottom, one cv2.flip per image (exact)."""
+    out = np.empty_like(images)
+    for _, src, dst in _each(images, out):
+        cv2.flip(src, 0, dst=dst)
     return out
 
 
@@ -132,10 +146,13 @@ def lut(cv2, images: np.ndarray, tables: np.ndarray) -> np.ndarray:
     """Map sample i through its table: ``tables`` uint8 (N, 256) or per channel (N, C, 256)."""
     n, c = images.shape[0], images.shape[3]
     tables = np.asarray(tables, dtype=np.uint8)
-    if tables.ndim == 3:  # cv2 wants the channels last: (1, 256, C)
-        tables = np.ascontiguousarray(tables.transpose(0, 2, 1)).reshape(n, 1, 256, c)
     out = np.empty_like(images)
     src = np.ascontiguousarray(images)
+    if tables.ndim == 2:
+        for i in range(n):
+            lut_one(cv2, src[i], tables[i], out[i])
+        return out
+    tables = np.ascontiguousarray(tables.transpose(0, 2, 1)).reshape(n, 1, 256, c)  # cv2: channels last
     for i in range(n):
         if c == 1:
             cv2.LUT(src[i, ..., 0], tables[i].reshape(-1), dst=out[i, ..., 0])
@@ -144,23 +161,22 @@ def lut(cv2, images: np.ndarray, tables: np.ndarray) -> np.ndarray:
     return out
 
 
-def luma_sums(cv2, images: np.ndarray, weights) -> np.ndarray:
-    """Per-sample sums of Pillow's luma ``(w . rgb + 32768) >> 16`` over RGB images, exactly.
+def lut_one(cv2, src: np.ndarray, table: np.ndarray, dst: np.ndarray) -> None:
+    """``dst = table[src]`` for one uint8 image and a 256-entry uint8 table (every channel alike);
+    ``dst`` may be ``src``. The byte-string path needs both contiguous (flat views of them)."""
+    if _translate is not None and src.flags.c_contiguous and dst.flags.c_contiguous:
+        _translate(memoryview(src.reshape(-1)), memoryview(np.ascontiguousarray(table)), out=memoryview(dst.reshape(-1)))
+    elif src.ndim == 3 and src.shape[2] == 1:
+        cv2.LUT(src[..., 0], table, dst=dst[..., 0])
+    else:
+        cv2.LUT(src, table, dst=dst)
 
-    ``weights`` are the 16.16 fixed-point weights. In float32 every term w_k * x / 65536 and every
-    partial sum is a multiple of 2**-16 below 256 (24 significant bits), so cv2.transform computes
-    ``y + 0.5`` without rounding and its floor is Pillow's integer luma.
-    """
-    n, h, w, _ = images.shape
-    m = np.array([[weights[0] / 65536.0, weights[1] / 65536.0, weights[2] / 65536.0, 0.5]], np.float32)
-    rgb = np.empty((h, w, 3), np.float32)
-    luma = np.empty((h, w), np.float32)
-    totals = np.empty(n, np.int64)
-    for i in range(n):
-        np.copyto(rgb, images[i], casting="unsafe")
-        cv2.transform(rgb, m, dst=luma)
-        totals[i] = int(cv2.sumElems(np.floor(luma, out=luma))[0])  # summed in double: exact
-    return totals
+
+def luma_sums(cv2, images: np.ndarray, weights) -> np.ndarray:
+    """Per-sample sums of Pillow's luma ``(w . rgb + 32768) >> 16`` over RGB images, exactly
+    (``ColourScratch.luma_sum`` per image); ``weights`` are the 16.16 fixed-point weights."""
+    scratch = ColourScratch(cv2, images.shape[1:3], weights)
+    return np.array([scratch.luma_sum(img) for img in np.ascontiguousarray(images)], np.int64)
 
 
 def add_scaled(cv2, images: np.ndarray, strength: np.ndarray, field: np.ndarray) -> np.ndarray:
@@ -192,14 +208,39 @@ def separable_filter(cv2, images: np.ndarray, rows) -> np.ndarray:
 
 
 def add_constant(cv2, images: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """``images[i] + values[i]`` with uint8 saturation, one cv2.add per image; values (N,) whole numbers."""
+    """``images[i] + values[i]`` with uint8 saturation, one cv2 call per image; values (N,) whole numbers.
+
+    A negative value is a cv2.subtract of its magnitude: OpenCV 5 adds negative scalars to uint8
+    images through a slow generic path (60x slower on 256x256 RGB); both saturate alike.
+    """
     out = np.empty_like(images)
     src = np.ascontiguousarray(images)
     for i, v in enumerate(np.asarray(values, dtype=np.float64).tolist()):
+        op, m = (cv2.add, v) if v >= 0 else (cv2.subtract, -v)
         if images.shape[3] == 1:
-            cv2.add(src[i, ..., 0], v, dst=out[i, ..., 0])
+            op(src[i, ..., 0], m, dst=out[i, ..., 0])
         else:
-            cv2.add(src[i], (v, v, v, 0.0), dst=out[i])
+            op(src[i], (m, m, m, 0.0), dst=out[i])
+    return out
+
+
+def jpeg(cv2, images: np.ndarray, quality: np.ndarray) -> np.ndarray:
+    """Every image re-encoded as JPEG in memory at ``quality[i]`` and decoded, by OpenCV's codec
+    (libjpeg-turbo with Pillow's defaults: 4:2:0 chroma for RGB, islow DCT, fancy upsampling; the
+    bytes equal Pillow's, tests/test_noise_blur_erase.py checks it), about 1.4x faster than Pillow."""
+    out = np.empty_like(images)
+    gray = images.shape[3] == 1
+    bgr = None if gray else np.empty(images.shape[1:], np.uint8)
+    for i, src, dst in _each(images, out):
+        if not gray:  # OpenCV's codec reads and writes BGR
+            src = cv2.cvtColor(src, cv2.COLOR_RGB2BGR, dst=bgr)
+        ok, data = cv2.imencode(".jpg", src, [cv2.IMWRITE_JPEG_QUALITY, int(quality[i])])
+        if not ok:  # pragma: no cover - in-memory encoding of a valid uint8 image does not fail
+            raise RuntimeError("OpenCV could not encode a JPEG")
+        if gray:
+            dst[...] = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE)
+        else:
+            cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB, dst=dst)
     return out
 
 
@@ -214,13 +255,23 @@ def _each(images: np.ndarray, out: np.ndarray):
 
 
 def median(cv2, images: np.ndarray, k: int) -> np.ndarray:
-    """k x k median with scipy's 'reflect' border: pad by mirroring, then cv2.medianBlur, whose own
-    border handling then never reaches the kept pixels (so the result is exact)."""
+    """k x k median with scipy's 'reflect' border (exact). For k = 3 that border (one pixel, the
+    edge pixel itself) is cv2.medianBlur's own BORDER_REPLICATE, so it runs on the image as is;
+    larger k pad by mirroring first (the medians' own border handling then never reaches the kept
+    pixels). Scratch buffers are reused: fresh ones per image made k = 3 four times slower.
+    (Recomputing only the frame near the edges from small mirrored strips measured 4x slower
+    for k = 5: OpenCV's 5x5 median of RGB has a costly start per strip.)"""
     r = k // 2
     out = np.empty_like(images)
+    if r == 1:
+        for _, src, dst in _each(images, out):
+            cv2.medianBlur(src, 3, dst=dst)
+        return out
+    padded = result = None
     for _, src, dst in _each(images, out):
-        padded = cv2.copyMakeBorder(src, r, r, r, r, cv2.BORDER_REFLECT)
-        dst[...] = cv2.medianBlur(padded, k)[r:-r, r:-r].reshape(dst.shape)
+        padded = cv2.copyMakeBorder(src, r, r, r, r, cv2.BORDER_REFLECT, dst=padded)
+        result = cv2.medianBlur(padded, k, dst=result)
+        dst[...] = result[r:-r, r:-r].reshape(dst.shape)
     return out
 
 
@@ -245,45 +296,70 @@ def rot90(cv2, images: np.ndarray, k: np.ndarray) -> np.ndarray:
     return out
 
 
-def _luma_weights(weights, bias: float) -> np.ndarray:
-    return np.array([[weights[0] / 65536.0, weights[1] / 65536.0, weights[2] / 65536.0, bias]], np.float32)
+class ColourScratch:
+    """Float32 scratch planes for the per-image colour-space kernels of one image size (RGB),
+    allocated once per batch: the kernels below then run on one image at a time, and may write
+    their result over their source (``dst`` is ``src``)."""
+
+    def __init__(self, cv2, hw: tuple, weights):
+        h, w = int(hw[0]), int(hw[1])
+        self.cv2 = cv2
+        # in float32 every term w_k * x / 65536 and every partial sum is a multiple of 2**-16 below
+        # 256 (24 significant bits), so cv2.transform computes ``y + 0.5`` without rounding and its
+        # floor is Pillow's integer luma
+        self.luma_matrix = np.array([[weights[0] / 65536.0, weights[1] / 65536.0, weights[2] / 65536.0, 0.5]],
+                                    np.float32)
+        self.rgb = np.empty((h, w, 3), np.float32)
+        self.plane = np.empty((h, w), np.float32)
+        self.wide = np.empty((h, w, 3), np.float32)
+
+    def _luma(self, src: np.ndarray) -> np.ndarray:
+        """Pillow's integer luma of ``src`` (float32 (H, W), in ``self.plane``); ``self.rgb`` holds src."""
+        np.copyto(self.rgb, src, casting="unsafe")
+        self.cv2.transform(self.rgb, self.luma_matrix, dst=self.plane)
+        return np.floor(self.plane, out=self.plane)
+
+    def luma_sum(self, src: np.ndarray) -> int:
+        return int(self.cv2.sumElems(self._luma(src))[0])  # summed in double: exact
+
+    def blend_luma(self, src: np.ndarray, factor: float, dst: np.ndarray) -> None:
+        """``L + factor * (x - L)`` with L the exact luma, rounded (half to even) and saturated."""
+        cv2 = self.cv2
+        cv2.cvtColor(self._luma(src), cv2.COLOR_GRAY2RGB, dst=self.wide)
+        cv2.subtract(self.rgb, self.wide, dst=self.rgb)
+        cv2.addWeighted(self.rgb, float(factor), self.wide, 1.0, 0.0, dst=dst, dtype=cv2.CV_8U)
+
+    def hsv(self, src: np.ndarray, shift, factor, dst: np.ndarray) -> None:
+        """Through OpenCV's float HSV: hue turned by ``shift`` (fraction of the circle) and/or
+        saturation scaled by ``factor`` (capped at 1), either None to skip; value kept."""
+        cv2, rgb, hsv = self.cv2, self.rgb, self.wide
+        np.copyto(rgb, src, casting="unsafe")
+        cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV, dst=hsv)  # H in degrees, S in [0, 1], V = max(R, G, B)
+        if shift is not None:  # a turn in [0, 360): the inverse conversion wraps hues up to 720
+            cv2.add(hsv, (float(np.mod(360.0 * shift, 360.0)), 0.0, 0.0, 0.0), dst=hsv)
+        if factor is not None:
+            cv2.multiply(hsv, (1.0, float(factor), 1.0, 1.0), dst=hsv)
+            cv2.min(hsv, (1e9, 1.0, 1e9, 1e9), dst=hsv)
+        cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB, dst=rgb)
+        cv2.convertScaleAbs(rgb, dst=dst)  # values are >= 0: this is round-and-saturate
 
 
 def blend_luma(cv2, images: np.ndarray, factor: np.ndarray, weights) -> np.ndarray:
-    """RGB image i blended with its exact Pillow luma: ``L + factor[i] * (x - L)``, rounded (half to
-    even) and saturated by cv2.addWeighted; the luma is computed as in ``luma_sums``."""
-    h, w = images.shape[1:3]
-    m = _luma_weights(weights, 0.5)
-    rgb = np.empty((h, w, 3), np.float32)
-    luma = np.empty((h, w), np.float32)
-    luma3 = np.empty((h, w, 3), np.float32)
+    """RGB image i blended with its exact Pillow luma: ``L + factor[i] * (x - L)`` (see ColourScratch)."""
+    scratch = ColourScratch(cv2, images.shape[1:3], weights)
     out = np.empty_like(images)
     for i, src, dst in _each(images, out):
-        np.copyto(rgb, src, casting="unsafe")
-        cv2.transform(rgb, m, dst=luma)
-        cv2.cvtColor(np.floor(luma, out=luma), cv2.COLOR_GRAY2RGB, dst=luma3)
-        cv2.subtract(rgb, luma3, dst=rgb)
-        cv2.addWeighted(rgb, float(factor[i]), luma3, 1.0, 0.0, dst=dst, dtype=cv2.CV_8U)
+        scratch.blend_luma(src, factor[i], dst)
     return out
 
 
 def hsv_adjust(cv2, images: np.ndarray, shift=None, factor=None) -> np.ndarray:
     """RGB images through OpenCV's float HSV: hue turned by ``shift[i]`` (fraction of the circle)
     and/or saturation scaled by ``factor[i]`` (capped at 1); value kept. Rounded half to even."""
-    h, w = images.shape[1:3]
-    rgb = np.empty((h, w, 3), np.float32)
-    hsv = np.empty((h, w, 3), np.float32)
+    scratch = ColourScratch(cv2, images.shape[1:3], (0, 0, 0))
     out = np.empty_like(images)
     for i, src, dst in _each(images, out):
-        np.copyto(rgb, src, casting="unsafe")
-        cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV, dst=hsv)  # H in degrees, S in [0, 1], V = max(R, G, B)
-        if shift is not None:  # a turn in [0, 360): the inverse conversion wraps hues up to 720
-            cv2.add(hsv, (float(np.mod(360.0 * shift[i], 360.0)), 0.0, 0.0, 0.0), dst=hsv)
-        if factor is not None:
-            cv2.multiply(hsv, (1.0, float(factor[i]), 1.0, 1.0), dst=hsv)
-            cv2.min(hsv, (1e9, 1.0, 1e9, 1e9), dst=hsv)
-        cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB, dst=rgb)
-        cv2.convertScaleAbs(rgb, dst=dst)  # values are >= 0: this is round-and-saturate
+        scratch.hsv(src, None if shift is None else shift[i], None if factor is None else factor[i], dst)
     return out
 
 
