@@ -97,7 +97,7 @@ import cv2
 import numpy as np
 
 SRC, OUT, FORMAT, WORKERS = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
-MEMBER = sys.argv[5]  # tar member image format: png or jpg
+MEMBER = sys.argv[5]  # tar member image format: png, jpg or webp
 COPIES = {copies}
 augment = A.Compose([
     {transforms}
