@@ -25,7 +25,6 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from scipy.fft import dct
 
 from augcli.transforms.functional.color import grayscale
 
@@ -62,6 +61,10 @@ def bilinear_matrix(size: int, out: int = HASH_SIZE) -> np.ndarray:
 @lru_cache(maxsize=64)
 def _lowpass_matrix(size: int) -> np.ndarray:
     """(8, size): resize an axis of ``size`` pixels to 32, then keep DCT-II (ortho) rows 0..7."""
+    # function-level: SciPy costs ~0.3 s to import; a run with the hash checks off never gets here,
+    # but imports this module through outliers/label_errors/neardup
+    from scipy.fft import dct
+
     basis = dct(np.eye(HASH_SIZE), type=2, norm="ortho", axis=0)[:BLOCK]
     return basis @ bilinear_matrix(size)
 

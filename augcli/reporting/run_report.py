@@ -7,6 +7,7 @@ import resource
 import sys
 import time
 from contextlib import contextmanager
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -46,12 +47,19 @@ def peak_memory_mb() -> float:
 
 
 def versions() -> dict:
-    import PIL
-    import scipy
-    import sklearn
-
+    # Read from the installed distributions' metadata: importing SciPy and scikit-learn just for
+    # their version strings cost about a second on every run that never uses them.
     return {"augcli": __version__, "python": platform.python_version(), "numpy": np.__version__,
-            "scipy": scipy.__version__, "scikit-learn": sklearn.__version__, "pillow": PIL.__version__}
+            "scipy": _dist_version("scipy"), "scikit-learn": _dist_version("scikit-learn"),
+            "pillow": _dist_version("pillow")}
+
+
+def _dist_version(name: str) -> str | None:
+    """The installed version of distribution ``name``, or None when it is not installed."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def _by_reason(records: list[dict]) -> dict[str, int]:
