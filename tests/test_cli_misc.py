@@ -63,6 +63,39 @@ def test_preview_writes_a_png(tmp_path):
     assert Image.open(per / "preview.png").size[1] > 0
 
 
+def _chunks(png: bytes):
+    """(type, data, crc ok) of every chunk of a PNG file's bytes."""
+    import struct
+    import zlib
+
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, chunks = 8, []
+    while pos < len(png):
+        (length,) = struct.unpack(">I", png[pos:pos + 4])
+        body = png[pos + 4:pos + 8 + length]
+        (crc,) = struct.unpack(">I", png[pos + 8 + length:pos + 12 + length])
+        chunks.append((body[:4], body[4:], zlib.crc32(body) == crc))
+        pos += 12 + length
+    return chunks
+
+
+def test_preview_png_is_well_formed_signed_and_lossless():
+    import io
+
+    import numpy as np
+
+    from augcli.reporting.preview import PREVIEW_SIGNATURE, png_bytes
+
+    pixels = np.arange(40 * 30 * 3, dtype=np.uint32).reshape(40, 30, 3).astype(np.uint8)
+    png = png_bytes(Image.fromarray(pixels))
+    chunks = _chunks(png)
+    assert all(ok for _, _, ok in chunks)
+    assert [t for t, _, _ in chunks][:2] == [b"IHDR", b"tEXt"] and chunks[-1][0] == b"IEND"
+    assert chunks[1][1] == b"Software\0" + PREVIEW_SIGNATURE
+    back = Image.open(io.BytesIO(png))
+    assert back.info["Software"] == PREVIEW_SIGNATURE.decode() and np.array_equal(np.asarray(back), pixels)
+
+
 def test_version_and_module_entry_point():
     import subprocess
     import sys

@@ -135,9 +135,11 @@ def _stamp(path) -> tuple[int, int] | None:
 
 
 def exact_keys(images: np.ndarray) -> np.ndarray:
-    """A 16-byte hash of each image's pixels, as uint8 (N, 16): exact duplicates share a key."""
+    """A 16-byte hash of each image's pixels, as uint8 (N, 16): exact duplicates share a key.
+    SHA-256 cut to 16 bytes: with the SHA extensions of today's CPUs it hashes ~2x faster than
+    BLAKE2b, and every source is hashed on both passes over a folder."""
     flat = np.ascontiguousarray(images).reshape(images.shape[0], -1)
-    digests = b"".join(hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in flat)
+    digests = b"".join(hashlib.sha256(row).digest()[:16] for row in flat)
     return np.frombuffer(digests, dtype=np.uint8).reshape(-1, 16)
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from augcli.backend import _import_cv2
+from augcli.io.png import encode_png
 
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
@@ -103,7 +104,7 @@ def png_relpath(split: str, class_dir: str, stem: str, copy: int, extension: str
 
 
 IMAGE_FORMATS = ("png", "jpg", "webp")
-DEFAULT_PNG_COMPRESSION = 1
+DEFAULT_PNG_COMPRESSION = FAST_PNG = 1
 # output.quality when the strategy leaves it null. On 224x224 photo crops JPEG 95 is off by 1.7 grey
 # levels on average at ~1/4 of the PNG's bytes; WebP 90 by 2.0 at ~1/8 (but ~3x the encoding time).
 DEFAULT_QUALITY = {"jpg": 95, "webp": 90}
@@ -112,9 +113,9 @@ DEFAULT_QUALITY = {"jpg": 95, "webp": 90}
 # crops (benchmarks/bench_encoders.py). Run-length deflate (Z_RLE) only finds runs of repeated
 # filtered bytes, which on photos is as small as full deflate gets in a fraction of the time; full
 # deflate (4-9, Z_FILTERED) pays off on flat or synthetic images (digits, drawings, screenshots).
+# Preset 1, the default, is not in the table: ``io.png`` writes it (Up filter, ISA-L deflate).
 _RLE, _FILTERED = "RLE", "FILTERED"
 _PNG_PRESETS = {0: (0, "DEFAULT", "FILTER_NONE"),   # stored: ~0.1x cv2.imwrite's time, twice its size
-                1: (1, _RLE, "FILTER_UP"),          # its time and size (+1 %), up to 4x smaller on flat images
                 2: (1, _RLE, "FAST_FILTERS"),       # ~5 % smaller, ~1.2x the time
                 3: (1, _RLE, "ALL_FILTERS"),        # ~12 % smaller, ~1.6x
                 **{lv: (lv, _FILTERED, "ALL_FILTERS") for lv in range(4, 10)}}  # ~3.5x to ~35x
@@ -142,11 +143,14 @@ def encode_image(image: np.ndarray, image_format: str = "png", setting: int | No
     """``image_format`` bytes of one uint8 (H, W, C) image (C = 1 or 3), without metadata.
 
     ``setting``: the png_compression preset 0-9 for png, the quality 1-100 for jpg and webp (None:
-    ``DEFAULT_PNG_COMPRESSION`` / ``DEFAULT_QUALITY``). Encoded by OpenCV whatever the kernel backend
-    (encoding is no kernel, and its libpng, libjpeg-turbo and libwebp are the fastest codecs at hand),
-    or by Pillow, with the same settings, when OpenCV >= 5 does not import."""
+    ``DEFAULT_PNG_COMPRESSION`` / ``DEFAULT_QUALITY``). The fast PNG preset is written by ``io.png``;
+    the rest by OpenCV whatever the kernel backend (encoding is no kernel, and its libpng,
+    libjpeg-turbo and libwebp are the fastest codecs at hand), or by Pillow, with the same
+    settings, when OpenCV >= 5 does not import."""
     if setting is None:
         setting = DEFAULT_PNG_COMPRESSION if image_format == "png" else DEFAULT_QUALITY[image_format]
+    if image_format == "png" and setting == FAST_PNG:
+        return encode_png(image)
     cv2 = _import_cv2()
     if cv2 is None:
         return _encode_pillow(image, image_format, setting)

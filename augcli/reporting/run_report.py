@@ -17,7 +17,7 @@ from augcli.backend import active_backend
 from augcli.engine.augment import add_counts
 from augcli.reporting.header import report_header
 from augcli.reporting.markdown import render_run
-from augcli.reporting.preview import preview_grid
+from augcli.reporting.preview import png_bytes, preview_grid
 from augcli.reporting.text import json_text
 
 
@@ -174,4 +174,4 @@ def write_report(folder: Path, report: dict) -> None:
 def write_preview(path: Path, train, pipeline, report_cfg: dict) -> None:
     """A grid: each row is one training original followed by augmented copies 1..M of it."""
     grid = preview_grid(train, pipeline, report_cfg["preview_samples"], report_cfg["preview_copies"])
-    grid.save(path, format="PNG")
+    path.write_bytes(png_bytes(grid))

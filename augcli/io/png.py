@@ -1,0 +1,53 @@
+"""PNG files put together by NumPy and ISA-L: the default ``output.png_compression`` preset.
+
+A PNG is an 8-byte signature and chunks (length, type, data, CRC-32): IHDR (size, bit depth 8,
+colour type grey or RGB), one IDAT with the zlib stream of the filtered rows, IEND. Every row uses
+the Up filter (each byte minus the byte above it): one NumPy subtraction per image, which on photos
+compresses as well as libpng's per-row choice at level 1. The deflate is ISA-L's level 1 (the
+``isal`` package): on 224x224 photo crops ~4x faster than zlib's level 1 with Z_RLE (what OpenCV
+does for ``cv2.imwrite``), for files within ~1 % of its size (benchmarks/bench_encoders.py).
+Any PNG decoder reads them: the stream is ordinary deflate.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+from isal import isal_zlib
+
+SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_UP = 2           # PNG filter type byte
+_LEVEL = 1        # ISA-L's levels are 0-3; 1 is its fast default, 0 gives ~25 % larger files
+
+
+def chunk(kind: bytes, data: bytes) -> bytes:
+    """One PNG chunk: length, 4-byte type, data, CRC-32 of type and data."""
+    crc = isal_zlib.crc32(data, isal_zlib.crc32(kind))
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+
+def up_filtered(image: np.ndarray) -> np.ndarray:
+    """The scanlines of a uint8 (H, W, C) image, Up-filtered: (H, 1 + W*C), a filter byte per row.
+    The first row has no row above (PNG counts it as zeros), so it is kept as it is."""
+    rows = image.reshape(image.shape[0], -1)
+    out = np.empty((rows.shape[0], rows.shape[1] + 1), np.uint8)
+    out[:, 0] = _UP
+    out[0, 1:] = rows[0]
+    np.subtract(rows[1:], rows[:-1], out=out[1:, 1:])  # uint8 arithmetic wraps: PNG's modulo 256
+    return out
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """PNG bytes of a uint8 (H, W, 1) grey or (H, W, 3) RGB image, 8 bits per sample, no metadata."""
+    h, w, c = image.shape
+    header = struct.pack(">IIBBBBB", w, h, 8, 0 if c == 1 else 2, 0, 0, 0)  # depth, colour type, methods
+    idat = isal_zlib.compress(up_filtered(np.ascontiguousarray(image)), _LEVEL)
+    return SIGNATURE + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def with_text(png: bytes, key: bytes, text: bytes) -> bytes:
+    """``png`` with a tEXt chunk ``key``: ``text`` right after IHDR (signature, then IHDR's length,
+    type, 13 data bytes and CRC), where a reader of the file's first bytes finds it."""
+    end = len(SIGNATURE) + 4 + 4 + 13 + 4
+    return png[:end] + chunk(b"tEXt", key + b"\0" + text) + png[end:]
