@@ -32,13 +32,19 @@ class Engine:
                  scheduler_file: str | None = None):
         self.engine, self.workers = engine, workers
         self.scheduler, self.scheduler_file = scheduler, scheduler_file
-        self._client = self._cluster = self._scratch = None
+        self._client = self._cluster = self._scratch = self._pool = None
+        if engine == "local" and workers > 1:
+            # function-level: the worker pool (multiprocessing, concurrent.futures) costs ~12 ms of
+            # import time, paid otherwise by every command, validate and transforms included
+            from augcli.engine.workers import WorkerPool
+
+            self._pool = WorkerPool(workers)  # started now: it starts while this process works
 
     def __enter__(self) -> Engine:
         return self
 
-    def __exit__(self, *exc) -> bool:
-        self.close()
+    def __exit__(self, kind, *exc) -> bool:
+        self.close(kill=kind is not None)  # an error or interrupt: stop the workers' jobs now
         return False
 
     def map(self, function: Callable, tasks: Iterable, job, name: str = "job") -> Iterator:
@@ -47,12 +53,8 @@ class Engine:
         tasks = list(tasks)
         if self.engine == "dask":
             return self._dask_map(function, tasks, job, name)
-        if self.workers > 1 and len(tasks) > 1:
-            # function-level: the worker pool (multiprocessing, concurrent.futures) costs ~12 ms of import
-            # time, paid otherwise by every command, validate and transforms included
-            from augcli.engine.workers import job_map
-
-            return job_map(function, tasks, job, self.workers)
+        if self._pool is not None and len(tasks) > 1:
+            return self._pool.map(function, tasks, job)
         return (function(task, job) for task in tasks)
 
     def _dask_map(self, function, tasks, job, name):
@@ -93,14 +95,16 @@ class Engine:
             self._client = Client(self._cluster)
         return self._client
 
-    def close(self) -> None:
+    def close(self, kill: bool = False) -> None:
+        if self._pool is not None:
+            self._pool.close(kill)
         if self._client is not None:
             self._client.close()
         if self._cluster is not None:
             self._cluster.close()
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
-        self._client = self._cluster = self._scratch = None
+        self._client = self._cluster = self._scratch = self._pool = None
 
 
 def _on_worker(function: Callable, backend: str, task, job):

@@ -15,10 +15,14 @@ from __future__ import annotations
 import ctypes
 import multiprocessing
 import os
+import pickle
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
+import uuid
 from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Iterable, Iterator
 
@@ -57,20 +61,35 @@ def die_with_parent(parent: int) -> None:
 
 def _guard_forkserver() -> None:
     """On import in the forkserver (a preload module): tie the server to the caller, and every
-    worker it forks to the server, so that killing the caller ends the whole tree."""
+    worker it forks to the server, so that killing the caller ends the whole tree; then import
+    what the workers need."""
     parent = os.environ.pop(_PARENT_ENV, None)
     if parent is None:
         return
     die_with_parent(int(parent))
     server = os.getpid()
     os.register_at_fork(after_in_child=lambda: die_with_parent(server))
+    _preload()
+
+
+def _preload() -> None:
+    """Import, once in the forkserver, what the jobs import when a worker unpickles them: the scan's
+    decoders, the shard job, every transform (~0.15 s a worker, paid again by each pool of a run).
+    Workers forked from the server start with them. Not OpenCV: its import starts a thread, and a
+    worker forked from a server with that thread hung in ``cv2.setNumThreads``."""
+    import augcli.datasets.source  # noqa: F401  (the folder scan's decoders, Pillow)
+    import augcli.engine.executors  # noqa: F401  (the shard job: kernels, formats, encoders)
+    from augcli.transforms import load_all
+
+    load_all()
 
 
 _guard_forkserver()
 
 
-def _context():
-    """The forkserver context, its server started here with the guard preloaded (spawn elsewhere)."""
+def start_server():
+    """The forkserver context, its server started here with the guard preloaded (spawn elsewhere).
+    Called when a run's engine opens: the server's imports then overlap the caller's first stage."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     from multiprocessing import forkserver  # only where the platform has it
@@ -128,7 +147,7 @@ def ordered_map(function: Callable, tasks: Iterable, job: dict, workers: int) ->
     ``function`` reads the shared, read-only ``job`` from ``workers.JOB``. Closing the iterator
     early, or an exception (KeyboardInterrupt included) while it waits, kills the workers.
     """
-    ctx = _context()
+    ctx = start_server()
     parent = os.getpid() if ctx.get_start_method() == "spawn" else None
     job = dict(job, backend=active_backend(), parent=parent)
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_install, initargs=(job,))
@@ -140,11 +159,52 @@ def ordered_map(function: Callable, tasks: Iterable, job: dict, workers: int) ->
     pool.shutdown(wait=True)
 
 
-def _call(task):
+class WorkerPool:
+    """``workers`` processes that run every job map of one run (the folder scan, then the shards):
+    started once, when the run's engine opens, so that their start overlaps the caller's own
+    start and no second pool is started for the shards (each start cost ~0.2-0.3 s of wall time).
+
+    A map's ``(function, job)`` is pickled once into a file of the pool's scratch folder; its tasks
+    name the file, and each worker loads it on the first task of that map it gets."""
+
+    def __init__(self, workers: int):
+        ctx = start_server()
+        parent = os.getpid() if ctx.get_start_method() == "spawn" else None
+        self._scratch = tempfile.mkdtemp(prefix="augcli-jobs-")
+        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_install,
+                                         initargs=({"backend": active_backend(), "parent": parent},))
+        for _ in range(workers):  # start the processes now, not on the first map
+            self._pool.submit(os.getpid)
+
+    def map(self, function: Callable, tasks: Iterable, job) -> Iterator:
+        """``function(task, job)`` for every task, results in task order. Closing the iterator
+        early, or an exception (KeyboardInterrupt included) while it waits, kills the workers."""
+        path = os.path.join(self._scratch, f"{uuid.uuid4().hex}.pickle")
+        with open(path, "wb") as fh:
+            pickle.dump({"function": function, "job": job}, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        items = [(path, task) for task in tasks]
+        done = 0
+        try:
+            for result in self._pool.map(_call, items):
+                done += 1
+                yield result
+        except BaseException:  # GeneratorExit too: nobody will read the remaining results
+            if done < len(items):  # (a caller that stops at the last one leaves nothing running)
+                self.close(kill=True)
+            raise
+
+    def close(self, kill: bool = False) -> None:
+        if kill:
+            _stop(self._pool)
+        else:
+            self._pool.shutdown(wait=True)
+        shutil.rmtree(self._scratch, ignore_errors=True)
+
+
+def _call(item):
+    path, task = item
+    if JOB.get("path") != path:  # this worker's first task of a new map
+        with open(path, "rb") as fh:
+            loaded = pickle.load(fh)
+        JOB.update(loaded, path=path)
     return JOB["function"](task, JOB["job"])
-
-
-def job_map(function: Callable, tasks: Iterable, job: dict, workers: int) -> Iterator:
-    """``function(task, job)`` for every task in ``workers`` processes, results in task order; the
-    function and its ``job`` reach each worker once (see ``ordered_map``)."""
-    yield from ordered_map(_call, tasks, {"function": function, "job": job}, workers)
