@@ -312,6 +312,8 @@ class ColourScratch:
         self.rgb = np.empty((h, w, 3), np.float32)
         self.plane = np.empty((h, w), np.float32)
         self.wide = np.empty((h, w, 3), np.float32)
+        self.gray = np.empty((h, w), np.uint8)
+        self.gray3 = np.empty((h, w, 3), np.uint8)
 
     def _luma(self, src: np.ndarray) -> np.ndarray:
         """Pillow's integer luma of ``src`` (float32 (H, W), in ``self.plane``); ``self.rgb`` holds src."""
@@ -323,11 +325,17 @@ class ColourScratch:
         return int(self.cv2.sumElems(self._luma(src))[0])  # summed in double: exact
 
     def blend_luma(self, src: np.ndarray, factor: float, dst: np.ndarray) -> None:
-        """``L + factor * (x - L)`` with L the exact luma, rounded (half to even) and saturated."""
+        """``L + factor * (x - L)`` with L the exact luma, rounded (half to even) and saturated.
+
+        L is a whole number in [0, 255], so it is held as uint8 and the blend runs as one uint8
+        cv2.addWeighted ``factor * x + (1 - factor) * L``: half the cost of blending the float
+        copies. The two forms differ by float rounding only (~1e-5 of a grey level), so at most
+        a value within that of a half rounds the other way.
+        """
         cv2 = self.cv2
-        cv2.cvtColor(self._luma(src), cv2.COLOR_GRAY2RGB, dst=self.wide)
-        cv2.subtract(self.rgb, self.wide, dst=self.rgb)
-        cv2.addWeighted(self.rgb, float(factor), self.wide, 1.0, 0.0, dst=dst, dtype=cv2.CV_8U)
+        cv2.convertScaleAbs(self._luma(src), dst=self.gray)  # whole numbers: an exact conversion
+        cv2.cvtColor(self.gray, cv2.COLOR_GRAY2RGB, dst=self.gray3)
+        cv2.addWeighted(src, float(factor), self.gray3, 1.0 - float(factor), 0.0, dst=dst)
 
     def hsv(self, src: np.ndarray, shift, factor, dst: np.ndarray) -> None:
         """Through OpenCV's float HSV: hue turned by ``shift`` (fraction of the circle) and/or
