@@ -183,6 +183,19 @@ def _contrasted(mean: np.ndarray, factor: np.ndarray):
     return direct
 
 
+_RAMP = np.arange(256, dtype=np.float32)
+
+
+def _contrast_table(mean: float, factor: float) -> np.ndarray:
+    """One image's contrast table by ``_contrasted``'s very float32 steps (so the same bytes), on
+    scalars: the per-image jitter loop paid more for ``_tables``' batch plumbing than for the LUT."""
+    m = np.float32(mean)
+    out = _RAMP - m
+    out *= np.float32(factor)
+    out += m
+    return _owned_to_uint8(out)
+
+
 def _tables(direct, n: int) -> np.ndarray:
     """A ``direct`` point operation on the 256 grey levels: uint8 (N, 256) tables, same bytes."""
     ramp = np.broadcast_to(np.arange(256, dtype=np.uint8).reshape(1, 1, 256, 1), (n, 1, 256, 1))
@@ -405,8 +418,8 @@ def _jitter_each(cv2, images: np.ndarray, factors: dict, order: np.ndarray) -> n
             if op == 0:
                 ocv.lut_one(cv2, img, brighten[i], img)
             elif op == 1:
-                mean = _rounded_mean(np.array([scratch.luma_sum(img)]), h * w)
-                ocv.lut_one(cv2, img, _tables(_contrasted(mean, contrast[i : i + 1]), 1)[0], img)
+                mean = _rounded_mean(scratch.luma_sum(img), h * w)
+                ocv.lut_one(cv2, img, _contrast_table(mean, contrast[i]), img)
             elif op == 2:
                 scratch.blend_luma(img, saturation[i], img)
             else:
