@@ -13,6 +13,7 @@ an interrupt or error in the caller kills the workers at once instead of waiting
 from __future__ import annotations
 
 import ctypes
+import importlib
 import multiprocessing
 import os
 import pickle
@@ -62,27 +63,24 @@ def die_with_parent(parent: int) -> None:
 def _guard_forkserver() -> None:
     """On import in the forkserver (a preload module): tie the server to the caller, and every
     worker it forks to the server, so that killing the caller ends the whole tree; then import
-    what the workers need."""
+    what the workers' jobs need."""
     parent = os.environ.pop(_PARENT_ENV, None)
     if parent is None:
         return
     die_with_parent(int(parent))
     server = os.getpid()
     os.register_at_fork(after_in_child=lambda: die_with_parent(server))
-    _preload()
+    from augcli.transforms.registry import transform_modules
+
+    for name in (*_WORKER_MODULES, *transform_modules()):  # see _WORKER_MODULES
+        importlib.import_module(name)
 
 
-def _preload() -> None:
-    """Import, once in the forkserver, what the jobs import when a worker unpickles them: the scan's
-    decoders, the shard job, every transform (~0.15 s a worker, paid again by each pool of a run).
-    Workers forked from the server start with them. Not OpenCV: its import starts a thread, and a
-    worker forked from a server with that thread hung in ``cv2.setNumThreads``."""
-    import augcli.datasets.source  # noqa: F401  (the folder scan's decoders, Pillow)
-    import augcli.engine.executors  # noqa: F401  (the shard job: kernels, formats, encoders)
-    from augcli.transforms import load_all
-
-    load_all()
-
+# What the jobs import when a worker unpickles them (the scan's decoders, the shard job: kernels,
+# formats, encoders; and every transform): ~0.15 s a worker, paid again by each pool. The forkserver
+# imports them once and every worker forked from it starts with them. Not OpenCV: its import starts
+# a thread, and a worker forked from a server with that thread hung in ``cv2.setNumThreads``.
+_WORKER_MODULES = ("augcli.datasets.source", "augcli.engine.executors")
 
 _guard_forkserver()
 

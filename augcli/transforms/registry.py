@@ -39,6 +39,11 @@ def register(name: str):
     return deco
 
 
+def transform_modules() -> tuple[str, ...]:
+    """The names of the modules that define the built-in transforms (imported by ``load_all``)."""
+    return tuple(_MODULES)
+
+
 def load_all() -> dict[str, type]:
     """Import every transform module (idempotent); return the registry in catalogue order.
 
