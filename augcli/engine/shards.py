@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-from augcli.backend import set_backend
 from augcli.datasets.base import Dataset
 from augcli.engine.augment import augment_dataset, output_order, plan
 from augcli.io.atomic import write_file
@@ -103,14 +102,9 @@ def shard_items(spec: ShardSpec) -> tuple[np.ndarray, tuple | None]:
     return reads, (index.reshape(-1).astype(np.int64), np.asarray(spec.copy, dtype=np.int64))
 
 
-def run_shard(spec: ShardSpec, source, pipeline, writer: Format, folder: Path, batch_size: int, workers: int = 1,
-              backend: str | None = None) -> ShardResult:
-    """Augment and write one shard into ``folder``; returns what the manifest and report need.
-
-    ``backend`` pins the kernel backend in a process that did not inherit the caller's (Dask workers).
-    """
-    if backend is not None:
-        set_backend(backend)
+def run_shard(spec: ShardSpec, source, pipeline, writer: Format, folder: Path, batch_size: int,
+              workers: int = 1) -> ShardResult:
+    """Augment and write one shard into ``folder``; returns what the manifest and report need."""
     reads, items = shard_items(spec)
     part = Dataset(source.read(reads), source.labels[reads], source.ids[reads], source.class_names)
     out = augment_dataset(part, pipeline, spec.copies, spec.keep_originals, batch_size, workers, items=items)

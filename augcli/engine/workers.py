@@ -139,16 +139,22 @@ def _stop(pool: ProcessPoolExecutor) -> None:
     pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _process_pool(workers: int, job: dict) -> ProcessPoolExecutor:
+    """``workers`` processes from the forkserver, each installing ``job`` (and the caller's kernel
+    backend) as ``JOB`` when it starts."""
+    ctx = start_server()
+    parent = os.getpid() if ctx.get_start_method() == "spawn" else None
+    job = dict(job, backend=active_backend(), parent=parent)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_install, initargs=(job,))
+
+
 def ordered_map(function: Callable, tasks: Iterable, job: dict, workers: int) -> Iterator:
     """``function(task)`` for every task in ``workers`` processes, results in task order.
 
     ``function`` reads the shared, read-only ``job`` from ``workers.JOB``. Closing the iterator
     early, or an exception (KeyboardInterrupt included) while it waits, kills the workers.
     """
-    ctx = start_server()
-    parent = os.getpid() if ctx.get_start_method() == "spawn" else None
-    job = dict(job, backend=active_backend(), parent=parent)
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_install, initargs=(job,))
+    pool = _process_pool(workers, job)
     try:
         yield from pool.map(function, tasks)
     except BaseException:  # GeneratorExit too: nobody will read the remaining results
@@ -166,11 +172,8 @@ class WorkerPool:
     name the file, and each worker loads it on the first task of that map it gets."""
 
     def __init__(self, workers: int):
-        ctx = start_server()
-        parent = os.getpid() if ctx.get_start_method() == "spawn" else None
         self._scratch = tempfile.mkdtemp(prefix="augcli-jobs-")
-        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_install,
-                                         initargs=({"backend": active_backend(), "parent": parent},))
+        self._pool = _process_pool(workers, {})
         for _ in range(workers):  # start the processes now, not on the first map
             self._pool.submit(os.getpid)
 
