@@ -11,6 +11,7 @@ another order (tests/test_backends.py states the bounds), and are identical else
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 
@@ -30,26 +31,39 @@ def _import_cv2():
     results stray too far (up to ~6 grey levels at sharp edges) from the NumPy kernels."""
     global _cv2
     if _cv2 is None:
-        try:
-            import cv2
-        except ImportError:
+        with _signals_blocked():
+            cv2 = _import_and_start_threads()
+        if cv2 is None:
             return None
-        if int(cv2.__version__.split(".")[0]) < 5:
-            return None
-        _start_threads_without_signals(cv2)
         _cv2 = cv2
     return _cv2
 
 
-def _start_threads_without_signals(cv2) -> None:
-    """Start OpenCV's worker threads now, with SIGINT/SIGTERM blocked: they inherit that mask, so
-    Ctrl-C and SIGTERM always reach the main thread. (Started lazily inside a run, about one SIGINT
-    in 30 sent as the first kernels ran was lost and the run went on to the end.)"""
+def _import_and_start_threads():
+    """cv2 (None below 5.x or if missing), its worker threads started now: the thread its import
+    starts and those of its pool then inherit the caller's blocked SIGINT/SIGTERM, so Ctrl-C and
+    SIGTERM always reach the main thread. (Started lazily inside a run, about one SIGINT in 30
+    sent as the first kernels ran was lost and the run went on to the end; the import's own
+    thread, started unblocked, is the suspect of a SIGTERM lost the same way in a test.)"""
+    try:
+        import cv2
+    except ImportError:
+        return None
+    if int(cv2.__version__.split(".")[0]) < 5:
+        return None
+    cv2.GaussianBlur(np.zeros((256, 256), np.uint8), (5, 5), 1.0)  # large enough to run in parallel
+    return cv2
+
+
+@contextlib.contextmanager
+def _signals_blocked():
+    """SIGINT and SIGTERM blocked in this thread (and every thread it starts) for the block."""
     if not hasattr(signal, "pthread_sigmask"):
+        yield
         return
     old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
-        cv2.GaussianBlur(np.zeros((256, 256), np.uint8), (5, 5), 1.0)  # large enough to run in parallel
+        yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 

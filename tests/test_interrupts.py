@@ -93,3 +93,33 @@ def test_output_under_a_file_is_a_data_error(tmp_path):
     strategy = write_strategy(tmp_path / "s.yaml", "dataset: {source: digits, limit: 10}\n")
     res = invoke("run", strategy, "--out", blocker / "out")
     assert res.exit_code == 1 and "cannot create the output folder" in res.output and "Traceback" not in res.output
+
+
+# A fresh interpreter: which threads exist after numpy and after OpenCV, and their blocked signals.
+_THREAD_MASKS = """
+import os, sys
+def masks():
+    return {t: int(open(f"/proc/self/task/{t}/status").read().split("SigBlk:")[1].split()[0], 16)
+            for t in os.listdir("/proc/self/task")}
+import numpy
+before = masks()
+from augcli.backend import cv2_or_none
+if cv2_or_none() is None:
+    sys.exit(3)
+after = masks()
+started = [after[t] for t in after if t not in before]
+print(len(started), all(m & (1 << 1) and m & (1 << 14) for m in started), masks()[str(os.getpid())])
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads thread signal masks from Linux /proc")
+def test_opencv_threads_never_take_sigint_or_sigterm():
+    """Every thread OpenCV starts (its import's own and its pool's) has SIGINT (bit 1) and SIGTERM
+    (bit 14) blocked, so the kernel hands them to a Python thread; the main thread keeps neither blocked."""
+    res = subprocess.run([sys.executable, "-c", _THREAD_MASKS], capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])))
+    if res.returncode == 3:
+        pytest.skip("needs opencv-python-headless >= 5")
+    started, all_blocked, main_mask = res.stdout.split()
+    assert int(started) >= 1 and all_blocked == "True", res.stdout
+    assert int(main_mask) & ((1 << 1) | (1 << 14)) == 0
