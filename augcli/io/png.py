@@ -1,29 +1,31 @@
-"""PNG files put together by NumPy and ISA-L: the default ``output.png_compression`` preset.
+"""PNG files put together by NumPy and zlib: the default ``output.png_compression`` preset.
 
 A PNG is an 8-byte signature and chunks (length, type, data, CRC-32): IHDR (size, bit depth 8,
 colour type grey or RGB), one IDAT with the zlib stream of the filtered rows, IEND. Every row uses
 the Up filter (each byte minus the byte above it): one NumPy subtraction per image, which on photos
-compresses as well as libpng's per-row choice at level 1. The deflate is ISA-L's level 1 (the
-``isal`` package): on 224x224 photo crops ~4x faster than zlib's level 1 with Z_RLE (what OpenCV
-does for ``cv2.imwrite``), for files within ~1 % of its size (benchmarks/bench_encoders.py).
+compresses as well as libpng's per-row choice at level 1. The deflate is zlib's level 1 with
+run-length matching (Z_RLE), as OpenCV's default; without libpng's per-row machinery around it the
+whole encode is ~0.9x ``cv2.imwrite``'s time on 224x224 photo crops (benchmarks/bench_encoders.py).
+ISA-L's deflate was ~3x faster, but one PNG of a test run came out with other bytes for the
+same pixels once, unexplained, and zlib is deterministic by design: same pixels, same bytes.
 Any PNG decoder reads them: the stream is ordinary deflate.
 """
 
 from __future__ import annotations
 
 import struct
+import zlib
 
 import numpy as np
-from isal import isal_zlib
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _UP = 2           # PNG filter type byte
-_LEVEL = 1        # ISA-L's levels are 0-3; 1 is its fast default, 0 gives ~25 % larger files
+_LEVEL = 1
 
 
 def chunk(kind: bytes, data: bytes) -> bytes:
     """One PNG chunk: length, 4-byte type, data, CRC-32 of type and data."""
-    crc = isal_zlib.crc32(data, isal_zlib.crc32(kind))
+    crc = zlib.crc32(data, zlib.crc32(kind))
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
 
 
@@ -42,7 +44,8 @@ def encode_png(image: np.ndarray) -> bytes:
     """PNG bytes of a uint8 (H, W, 1) grey or (H, W, 3) RGB image, 8 bits per sample, no metadata."""
     h, w, c = image.shape
     header = struct.pack(">IIBBBBB", w, h, 8, 0 if c == 1 else 2, 0, 0, 0)  # depth, colour type, methods
-    idat = isal_zlib.compress(up_filtered(np.ascontiguousarray(image)), _LEVEL)
+    deflate = zlib.compressobj(_LEVEL, zlib.DEFLATED, 15, 8, zlib.Z_RLE)
+    idat = deflate.compress(up_filtered(np.ascontiguousarray(image))) + deflate.flush()
     return SIGNATURE + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
