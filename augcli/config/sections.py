@@ -137,7 +137,7 @@ OUTPUT_SPEC = _Output(doc="where and how results are written", fields={
                                "`quality`; gray images stay gray except in webp (stored as RGB); npz refuses jpg/webp"),
     "png_compression": Int(1, 0, 9,
                            doc="PNG effort; on 224x224 photos against cv2.imwrite's PNGs: 0 stored, ~0.1x the time, 2x "
-                               "the size; 1 Up filter + run-length deflate, ~0.9x the time, the same size (smaller on flat images); "
+                               "the size; 1 Up filter + zlib-ng run-length deflate, ~0.6x the time, the same size (smaller on flat images); "
                                "2 ~5 % smaller, ~1.2x the time; 3 ~12 % smaller, ~1.6x; 4-9 full deflate, ~3.5x to ~35x "
                                "the time, about as small as 3 on photos, smaller on flat or synthetic images"),
     "quality": Int(None, 1, 100, nullable=True,

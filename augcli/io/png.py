@@ -1,13 +1,14 @@
-"""PNG files put together by NumPy and zlib: the default ``output.png_compression`` preset.
+"""PNG files put together by NumPy and zlib-ng: the default ``output.png_compression`` preset.
 
 A PNG is an 8-byte signature and chunks (length, type, data, CRC-32): IHDR (size, bit depth 8,
 colour type grey or RGB), one IDAT with the zlib stream of the filtered rows, IEND. Every row uses
 the Up filter (each byte minus the byte above it): one NumPy subtraction per image, which on photos
-compresses as well as libpng's per-row choice at level 1. The deflate is zlib's level 1 with
-run-length matching (Z_RLE), as OpenCV's default; without libpng's per-row machinery around it the
-whole encode is ~0.9x ``cv2.imwrite``'s time on 224x224 photo crops (benchmarks/bench_encoders.py).
-ISA-L's deflate was ~3x faster, but one PNG of a test run came out with other bytes for the
-same pixels once, unexplained, and zlib is deterministic by design: same pixels, same bytes.
+compresses as well as libpng's per-row choice at level 1. The deflate is level 1 with run-length
+matching only (Z_RLE, as OpenCV's default), by zlib-ng (the ``zlib-ng`` package): its RLE search
+is SIMD, ~1.5x zlib's, and the whole encode ~0.6x ``cv2.imwrite``'s time on 224x224 photo crops
+(benchmarks/bench_encoders.py). Run-length matching keeps no hash table, so no state of an earlier
+call can reach the output: same pixels, same bytes. (ISA-L's deflate was faster still, but wrote
+one test PNG with other bytes for the same pixels once: its level 1 hashes.)
 Any PNG decoder reads them: the stream is ordinary deflate.
 """
 
@@ -17,6 +18,7 @@ import struct
 import zlib
 
 import numpy as np
+from zlib_ng import zlib_ng
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _UP = 2           # PNG filter type byte
@@ -44,7 +46,7 @@ def encode_png(image: np.ndarray) -> bytes:
     """PNG bytes of a uint8 (H, W, 1) grey or (H, W, 3) RGB image, 8 bits per sample, no metadata."""
     h, w, c = image.shape
     header = struct.pack(">IIBBBBB", w, h, 8, 0 if c == 1 else 2, 0, 0, 0)  # depth, colour type, methods
-    deflate = zlib.compressobj(_LEVEL, zlib.DEFLATED, 15, 8, zlib.Z_RLE)
+    deflate = zlib_ng.compressobj(_LEVEL, zlib_ng.DEFLATED, 15, 8, zlib_ng.Z_RLE)
     idat = deflate.compress(up_filtered(np.ascontiguousarray(image))) + deflate.flush()
     return SIGNATURE + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
