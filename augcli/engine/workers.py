@@ -193,6 +193,7 @@ class WorkerPool:
             if done < len(items):  # (a caller that stops at the last one leaves nothing running)
                 self.close(kill=True)
             raise
+        os.unlink(path)  # every task has run: no worker reads the job again
 
     def close(self, kill: bool = False) -> None:
         if kill:

@@ -104,7 +104,7 @@ def png_relpath(split: str, class_dir: str, stem: str, copy: int, extension: str
 
 
 IMAGE_FORMATS = ("png", "jpg", "webp")
-DEFAULT_PNG_COMPRESSION = FAST_PNG = 1
+DEFAULT_PNG_COMPRESSION = 1  # the preset io.png writes
 # output.quality when the strategy leaves it null. On 224x224 photo crops JPEG 95 is off by 1.7 grey
 # levels on average at ~1/4 of the PNG's bytes; WebP 90 by 2.0 at ~1/8 (but ~3x the encoding time).
 DEFAULT_QUALITY = {"jpg": 95, "webp": 90}
@@ -113,7 +113,7 @@ DEFAULT_QUALITY = {"jpg": 95, "webp": 90}
 # crops (benchmarks/bench_encoders.py). Run-length deflate (Z_RLE) only finds runs of repeated
 # filtered bytes, which on photos is as small as full deflate gets in a fraction of the time; full
 # deflate (4-9, Z_FILTERED) pays off on flat or synthetic images (digits, drawings, screenshots).
-# Preset 1, the default, is not in the table: ``io.png`` writes it (Up filter, ISA-L deflate).
+# Preset 1, the default, is not in the table: ``io.png`` writes it (Up filter, zlib-ng run-length deflate).
 _RLE, _FILTERED = "RLE", "FILTERED"
 _PNG_PRESETS = {0: (0, "DEFAULT", "FILTER_NONE"),   # stored: ~0.1x cv2.imwrite's time, twice its size
                 2: (1, _RLE, "FAST_FILTERS"),       # ~5 % smaller, ~1.2x the time
@@ -149,7 +149,7 @@ def encode_image(image: np.ndarray, image_format: str = "png", setting: int | No
     settings, when OpenCV >= 5 does not import."""
     if setting is None:
         setting = DEFAULT_PNG_COMPRESSION if image_format == "png" else DEFAULT_QUALITY[image_format]
-    if image_format == "png" and setting == FAST_PNG:
+    if image_format == "png" and setting == DEFAULT_PNG_COMPRESSION:
         return encode_png(image)
     cv2 = _import_cv2()
     if cv2 is None:
