@@ -303,6 +303,19 @@ def test_colour_jitter_in_place_path_equals_the_separate_kernels(crops):
         assert_close({"numpy": C.color_jitter(crops, factors, order), "opencv": fused}, share=0.02)
 
 
+def test_colour_matrix_jitter_agrees_across_backends(crops, gray32):
+    """One colour matrix per sample: OpenCV's float32 cv2.transform and NumPy's einsum round the
+    same map; they may differ only where float32 sums land on the other side of a half."""
+    for x in (crops, gray32[:4]):
+        n = len(x)
+        factors = {"brightness": np.linspace(0.6, 1.4, n), "contrast": np.linspace(1.5, 0.5, n),
+                   "saturation": np.linspace(0.2, 1.8, n), "hue": np.linspace(-0.3, 0.3, n)}
+        order = np.array([[0, 1, 2, 3], [3, 2, 1, 0], [1, 3, 0, 2], [2, 0, 3, 1]])
+        res = both(C.color_jitter_matrix, x, factors, order)
+        assert_close(res, share=1e-3)
+        assert not np.array_equal(res["opencv"], x)
+
+
 def test_byte_tables_equal_cv2_lut(crops, monkeypatch):
     """The stringzilla table path and cv2.LUT (its fallback) map every byte alike."""
     from augcli.transforms.functional import opencv_kernels as ocv

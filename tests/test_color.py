@@ -237,7 +237,8 @@ def test_channel_shuffle_is_a_permutation(rgb_crops):
 @pytest.mark.parametrize("images", ["rgb_crops", "gray_crops"])
 def test_color_jitter_applies_each_sample_in_its_order(request, images):
     x = np.resize(request.getfixturevalue(images), (12,) + request.getfixturevalue(images).shape[1:])
-    t = build({"color_jitter": {"brightness": 0.4, "contrast": 0.4, "saturation": 0.4, "hue": 0.1}})
+    t = build({"color_jitter": {"brightness": 0.4, "contrast": 0.4, "saturation": 0.4, "hue": 0.1,
+                                "mode": "sequential"}})
     params = t.sample(Streams.from_seed(3, len(x)), x.shape)
     order = params["order"]
     assert (np.sort(order, axis=1) == np.arange(4)).all()
@@ -255,6 +256,106 @@ def test_color_jitter_applies_each_sample_in_its_order(request, images):
             kernel, key = ops[j]
             y = kernel(y, params[key][n : n + 1])
         assert np.array_equal(out[n : n + 1], y)
+
+
+def _affine_reference(x, a, t):
+    """rint(A x + t) clipped, in float64: what one colour matrix per sample means."""
+    y = np.einsum("nhwc,ndc->nhwd", x.astype(np.float64), a) + t[:, None, None, :]
+    return np.clip(np.rint(y), 0, 255).astype(np.uint8)
+
+
+def _jitter_factors(n, brightness=1.0, contrast=1.0, saturation=1.0, hue=0.0):
+    return {"brightness": np.full(n, brightness), "contrast": np.full(n, contrast),
+            "saturation": np.full(n, saturation), "hue": np.full(n, hue)}
+
+
+def test_jitter_matrix_of_each_op_alone(rgb_crops):
+    """Each op alone is its textbook map: brightness scales, contrast blends with the mean luma,
+    saturation with the luma image; hue turns about grey and keeps luma."""
+    x = rgb_crops
+    n, luma = len(x), np.array([0.299, 0.587, 0.114])
+    means = x.reshape(n, -1, 3).mean(axis=1)
+    order = np.tile(np.arange(4), (n, 1))
+    a, t = F.jitter_matrices(means, _jitter_factors(n, brightness=1.3), order)
+    assert np.allclose(a, 1.3 * np.eye(3)) and np.allclose(t, 0)
+    a, t = F.jitter_matrices(means, _jitter_factors(n, contrast=0.6), order)
+    assert np.allclose(a, 0.6 * np.eye(3)) and np.allclose(t, 0.4 * (means @ luma)[:, None])
+    a, t = F.jitter_matrices(means, _jitter_factors(n, saturation=0.0), order)
+    assert np.allclose(a, np.tile(luma, (3, 1)))  # saturation 0: every channel becomes the luma
+    a, t = F.jitter_matrices(means, _jitter_factors(n, hue=0.2), order)
+    assert np.allclose(luma @ a, luma) and np.allclose(a @ np.ones(3), np.ones(3))  # luma and grey kept
+    assert not np.allclose(a, np.eye(3))
+    back, _ = F.jitter_matrices(means, _jitter_factors(n, hue=-0.2), order)
+    assert np.allclose(back @ a, np.eye(3))
+
+
+def test_jitter_hue_turns_the_way_hsv_does():
+    """A positive shift moves HSV hue forward (red towards yellow), by roughly the same angle."""
+    colours = np.array([[200, 50, 50], [50, 200, 50], [60, 60, 200], [200, 180, 40]], float)
+    turned = colours @ F.hue_rotations(np.array([0.05]))[0].T
+    for before, after in zip(colours, np.clip(turned, 0, 255)):
+        h0 = colorsys.rgb_to_hsv(*(before / 255))[0]
+        h1 = colorsys.rgb_to_hsv(*(after / 255))[0]
+        assert 0.02 < (h1 - h0) % 1.0 < 0.08
+
+
+def test_jitter_matrix_composes_in_each_samples_order(rgb_crops):
+    """Contrast after brightness blends towards the brightened mean: order moves the offset (the
+    linear parts commute: hue and saturation both keep grey and luma), and the composed map equals
+    the ops applied one after the other in float."""
+    x = rgb_crops[:2]
+    means = x.reshape(2, -1, 3).mean(axis=1)
+    f = _jitter_factors(2, brightness=1.4, contrast=0.5, saturation=1.5, hue=0.1)
+    orders = np.array([[0, 1, 2, 3], [3, 2, 1, 0]])
+    a, t = F.jitter_matrices(means, f, orders)
+    assert not np.allclose(t[0] / means[0] @ [0.299, 0.587, 0.114], t[1] / means[1] @ [0.299, 0.587, 0.114])
+    for i, order in enumerate(orders):  # op by op in float64, on the mean colour and on a pixel
+        for v in (means[i], x[i, 5, 7].astype(float)):
+            y, m = v.copy(), means[i].copy()
+            for op in order:
+                name = F.JITTER_OPS[op]
+                alone = _jitter_factors(1) | {name: f[name][i:i + 1]}
+                one, shift = F.jitter_matrices(m[None], alone, np.arange(4)[None])
+                y, m = one[0] @ y + shift[0], one[0] @ m + shift[0]
+            assert np.allclose(a[i] @ v + t[i], y)
+
+
+def test_color_jitter_matrix_is_one_rounding_of_the_map(batch):
+    n = len(batch)
+    f = {"brightness": np.linspace(0.6, 1.4, n), "contrast": np.linspace(1.5, 0.5, n),
+         "saturation": np.linspace(0.2, 1.8, n), "hue": np.linspace(-0.3, 0.3, n)}
+    order = np.argsort(np.linspace(0, 1, 4 * n).reshape(n, 4)[:, ::-1] * (np.arange(n)[:, None] % 2 * 2 - 1), axis=1)
+    out = F.color_jitter_matrix(batch, f, order)
+    a, t = F.jitter_matrices(batch.reshape(n, -1, batch.shape[-1]).mean(axis=1), f, order)
+    ref = _affine_reference(batch, a, t)
+    diff = np.abs(out.astype(int) - ref)
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3  # float32 against float64 at rounding ties
+    assert not np.array_equal(out, batch)
+    one = F.color_jitter_matrix(batch[1:2], {k: v[1:2] for k, v in f.items()}, order[1:2])
+    assert np.array_equal(one, out[1:2])  # a sample's bytes do not depend on its batch
+
+
+def test_color_jitter_matrix_modes_agree_within_rounding(rgb_crops):
+    """With factors that keep pixels in range and no hue, the one-matrix jitter and torchvision's
+    steps differ only by the steps' intermediate roundings (and Pillow's rounded mean grey)."""
+    n = len(rgb_crops)
+    f = _jitter_factors(n, brightness=0.9, contrast=0.85, saturation=1.1)
+    order = np.tile([2, 1, 0, 3], (n, 1))
+    diff = np.abs(F.color_jitter_matrix(rgb_crops, f, order).astype(int) - F.color_jitter(rgb_crops, f, order))
+    # saturation goes first and is the only op here that can leave [0, 255]: the steps clip there,
+    # the matrix does not (brightness 0.9 brings such pixels back); elsewhere only roundings differ
+    x = rgb_crops.astype(float)
+    luma = x @ [0.299, 0.587, 0.114]
+    inside = ((luma[..., None] + 1.1 * (x - luma[..., None])).clip(0.5, 254.5) == luma[..., None] + 1.1 * (x - luma[..., None])).all(-1)
+    assert inside.mean() > 0.9
+    assert diff[inside].max() <= 2 and diff[inside].mean() < 0.6
+    assert diff.mean() < 0.6
+
+
+def test_color_jitter_identity_factors_leave_images_unchanged(batch):
+    n = len(batch)
+    order = np.tile(np.arange(4), (n, 1))
+    assert np.array_equal(F.color_jitter_matrix(batch, _jitter_factors(n), order), batch)
 
 
 def test_sampled_ranges():

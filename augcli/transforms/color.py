@@ -109,12 +109,19 @@ class Saturation(Transform):
 
 @register("color_jitter")
 class ColorJitter(Transform):
-    summary = "Random brightness, contrast, saturation and hue (like torchvision ColorJitter), in a random order per sample."
+    summary = "Random brightness, contrast, saturation and hue (torchvision ColorJitter's ops), in a random order per sample."
     spec = {
         "brightness": _factor((0.8, 1.2), "brightness factor (blend with black); v means [1 - v, 1 + v]"),
         "contrast": _factor((0.8, 1.2), "contrast factor (blend with the mean grey); v means [1 - v, 1 + v]"),
         "saturation": _factor((0.8, 1.2), "saturation factor (blend with the luma image); v means [1 - v, 1 + v]"),
         "hue": _hue_limit(),
+        "mode": Choice(
+            "matrix",
+            choices=("matrix", "sequential"),
+            doc="matrix: the four ops composed into one colour matrix per sample, rounded once, hue turned "
+                "about the grey axis (YIQ), ~4x faster; sequential: torchvision's steps, rounded and clipped "
+                "after each, hue through HSV",
+        ),
     }
 
     def sample_params(self, streams, shape):
@@ -124,7 +131,8 @@ class ColorJitter(Transform):
         return params
 
     def apply(self, images, params):
-        return F.color_jitter(images, {key: params[key] for key in F.JITTER_OPS}, params["order"])
+        jitter = F.color_jitter_matrix if self.mode == "matrix" else F.color_jitter
+        return jitter(images, {key: params[key] for key in F.JITTER_OPS}, params["order"])
 
 
 @register("grayscale")

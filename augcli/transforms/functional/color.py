@@ -381,9 +381,85 @@ def adjust_saturation(images: np.ndarray, factor: np.ndarray) -> np.ndarray:
 JITTER_OPS = ("brightness", "contrast", "saturation", "hue")
 
 
+# Y of YIQ is the 601-2 luma; turning the (I, Q) plane about it changes hue and keeps luma.
+_YIQ = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+_YIQ_INV = np.linalg.inv(_YIQ)
+
+
+def hue_rotations(shift: np.ndarray) -> np.ndarray:
+    """(N, 3, 3) RGB matrices turning hue by ``shift`` (fraction of the circle) about the grey axis
+    in YIQ: luma is kept exactly and grey stays grey. The sign follows HSV's (red towards green)."""
+    angle = -2.0 * np.pi * np.asarray(shift, dtype=np.float64).reshape(-1)
+    cos, sin = np.cos(angle), np.sin(angle)
+    turn = np.zeros((angle.size, 3, 3))
+    turn[:, 0, 0] = 1.0
+    turn[:, 1, 1], turn[:, 1, 2], turn[:, 2, 1], turn[:, 2, 2] = cos, -sin, sin, cos
+    return _YIQ_INV @ turn @ _YIQ
+
+
+def jitter_matrices(means: np.ndarray, factors: dict, order: np.ndarray):
+    """The affine colour map ``y = A x + t`` of ``color_jitter``'s four ops composed in each
+    sample's order, with no rounding or clipping between them: (A (N, C, C), t (N, C)), float64.
+
+    ``means`` (N, C) are the input's channel means: the mean grey that contrast blends towards is
+    the luma of the mean colour as the earlier ops left it, which an affine map carries exactly.
+    Saturation blends with the luma image (Pillow's Color) and hue turns about the grey axis; on gray
+    images (C = 1) both are the identity.
+    """
+    n, c = means.shape
+    luma = np.array([0.299, 0.587, 0.114]) if c == 3 else np.ones(1)
+    eye = np.broadcast_to(np.eye(c), (n, c, c))
+    f = {k: np.asarray(factors[k], dtype=np.float64).reshape(-1, 1, 1) for k in JITTER_OPS}
+    steps = (f["brightness"] * eye,  # brightness, contrast: scale about 0 and about the mean grey
+             f["contrast"] * eye,
+             f["saturation"] * eye + (1.0 - f["saturation"]) * luma,  # rows: s x + (1 - s) L
+             hue_rotations(factors["hue"]) if c == 3 else eye)
+    a, t = np.array(eye), np.zeros((n, c))
+    rows = np.arange(n)
+    for position in range(order.shape[1]):
+        op = order[:, position]
+        m = np.stack(steps, axis=1)[rows, op]
+        grey = np.einsum("c,nc->n", luma, np.einsum("nij,nj->ni", a, means) + t)
+        shift = np.where(op == 1, (1.0 - f["contrast"].reshape(-1)) * grey, 0.0)
+        a = m @ a
+        t = np.einsum("nij,nj->ni", m, t) + shift[:, None]
+    return a, t
+
+
+def color_matrix(images: np.ndarray, a: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """``rint(A x + t)`` clipped to uint8, per pixel and sample (A (N, C, C), t (N, C)); one pass.
+    Gray images map through a 256-entry table; RGB through float32 (cv2.transform per image)."""
+    n, h, w, c = images.shape
+    if c == 1:
+        ramp = np.arange(256, dtype=np.float64)
+        return apply_lut(images, np.clip(np.rint(a[:, 0, 0, None] * ramp + t), 0, 255).astype(np.uint8))
+    cv2 = cv2_or_none()
+    if cv2 is not None and n and h * w * c >= _LUT_MIN_VALUES:
+        return ocv.color_matrix(cv2, images, np.concatenate([a, t[:, :, None]], axis=2))
+    out = np.einsum("nhwc,ndc->nhwd", images.astype(np.float32), a.astype(np.float32))
+    out += t.astype(np.float32)[:, None, None, :]
+    return _owned_to_uint8(out)
+
+
+def channel_means(images: np.ndarray) -> np.ndarray:
+    """(N, C) float64 mean of each channel per sample."""
+    cv2 = cv2_or_none()
+    n, h, w, c = images.shape
+    if cv2 is not None and n and h * w * c >= _LUT_MIN_VALUES:
+        return ocv.channel_means(cv2, images)
+    return images.reshape(n, h * w, c).mean(axis=1, dtype=np.float64)
+
+
+def color_jitter_matrix(images: np.ndarray, factors: dict, order: np.ndarray) -> np.ndarray:
+    """``color_jitter`` as one colour matrix per sample (``jitter_matrices``), rounded once."""
+    a, t = jitter_matrices(channel_means(images), factors, order)
+    return color_matrix(images, a, t)
+
+
 def color_jitter(images: np.ndarray, factors: dict, order: np.ndarray) -> np.ndarray:
     """Brightness, contrast and saturation factors and hue shifts (``factors[name]``, (N,) each)
-    applied in each sample's own order (``order`` (N, 4): indices into ``JITTER_OPS``).
+    applied in each sample's own order (``order`` (N, 4): indices into ``JITTER_OPS``), one op
+    after the other as torchvision does: rounded and clipped after each, hue through HSV.
 
     On the OpenCV backend, large RGB images run image by image, the four ops in place on one copy
     (``_jitter_each``); else position by position, each op batched over the samples that have it

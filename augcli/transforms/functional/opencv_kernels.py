@@ -352,6 +352,27 @@ class ColourScratch:
         cv2.convertScaleAbs(rgb, dst=dst)  # values are >= 0: this is round-and-saturate
 
 
+def color_matrix(cv2, images: np.ndarray, matrices: np.ndarray) -> np.ndarray:
+    """RGB image i through the 3x4 affine colour map ``matrices[i]``, rounded and saturated.
+    It runs in float32: cv2.transform's uint8 path rounds its coefficients to fixed point, which
+    put ~5 % of values one grey level off the exact map."""
+    out = np.empty_like(images)
+    rgb = np.empty(images.shape[1:], np.float32)
+    mapped = np.empty(images.shape[1:], np.float32)
+    for i, src, dst in _each(images, out):
+        np.copyto(rgb, src, casting="unsafe")
+        cv2.transform(rgb, matrices[i].astype(np.float32), dst=mapped)
+        cv2.max(mapped, 0.0, dst=mapped)  # convertScaleAbs takes |x|: negatives must be 0 first
+        cv2.convertScaleAbs(mapped, dst=dst)
+    return out
+
+
+def channel_means(cv2, images: np.ndarray) -> np.ndarray:
+    """(N, C) float64 channel means, one cv2.mean per image."""
+    c = images.shape[3]
+    return np.array([cv2.mean(src)[:c] for _, src, _ in _each(images, images)], dtype=np.float64).reshape(-1, c)
+
+
 def blend_luma(cv2, images: np.ndarray, factor: np.ndarray, weights) -> np.ndarray:
     """RGB image i blended with its exact Pillow luma: ``L + factor[i] * (x - L)`` (see ColourScratch)."""
     scratch = ColourScratch(cv2, images.shape[1:3], weights)
