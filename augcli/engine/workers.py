@@ -174,8 +174,17 @@ class WorkerPool:
     def __init__(self, workers: int):
         self._scratch = tempfile.mkdtemp(prefix="augcli-jobs-")
         self._pool = _process_pool(workers, {})
-        for _ in range(workers):  # start the processes now, not on the first map
-            self._pool.submit(os.getpid)
+        # Start the processes now, not on the first map, from a thread: each start waits for the
+        # forkserver to finish its imports (~0.3 s), time this thread spends listing the folder.
+        self._starter = threading.Thread(target=self._start, args=(workers,), daemon=True)
+        self._starter.start()
+
+    def _start(self, workers: int) -> None:
+        try:
+            for _ in range(workers):
+                self._pool.submit(os.getpid)
+        except RuntimeError:  # closed before its start: nothing to start
+            pass
 
     def map(self, function: Callable, tasks: Iterable, job) -> Iterator:
         """``function(task, job)`` for every task, results in task order. Closing the iterator
@@ -196,6 +205,7 @@ class WorkerPool:
         os.unlink(path)  # every task has run: no worker reads the job again
 
     def close(self, kill: bool = False) -> None:
+        self._starter.join()
         if kill:
             _stop(self._pool)
         else:
