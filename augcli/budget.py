@@ -41,7 +41,7 @@ def human(n: float) -> str:
     return f"{n} B"
 
 
-def _available() -> int:
+def available_memory() -> int:
     """Memory this process can still get: MemAvailable, capped by RLIMIT_AS (a ``ulimit -v``)."""
     free = None
     try:
@@ -66,7 +66,7 @@ def memory_budget() -> tuple[int, str]:
     """(bytes, how it was set) for error messages."""
     text = os.environ.get(ENV, "").strip()
     if not text:
-        return _available() // 2, f"half the available memory; {ENV}=16G, say, sets another"
+        return available_memory() // 2, f"half the available memory; {ENV}=16G, say, sets another"
     m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?", text, re.IGNORECASE)
     if not m:
         raise UsageError(f"{ENV}={text!r}: expected a size in bytes, e.g. 8G or 500M")

@@ -258,10 +258,14 @@ def test_cleaning_that_drops_every_sample_is_a_data_error(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_a_file_changed_during_the_run_is_a_data_error(tmp_path, photo, monkeypatch):
-    """Folders are decoded twice (scan, then augment): a file truncated in between fails cleanly."""
+@pytest.mark.parametrize("cached", [True, False], ids=["source_cache", "decoded_again"])
+def test_a_file_changed_during_the_run_is_a_data_error(tmp_path, photo, monkeypatch, cached):
+    """A file truncated after the scan fails the run cleanly: seen by its stamp at the end of the run
+    (source cache) or when the augmentation pass decodes it again (no cache)."""
     import augcli.datasets.source as source
 
+    if not cached:
+        monkeypatch.setattr(source, "_new_cache", lambda *args: None)
     root = write_tree(tmp_path / "imgs", _column(photo, "a", 4, 100, 150))
     real_scan = source.scan_folder
 
@@ -274,7 +278,10 @@ def test_a_file_changed_during_the_run_is_a_data_error(tmp_path, photo, monkeypa
     strategy = write_strategy(tmp_path / "s.yaml", ZOO_STRATEGY.format(root=root, size=S))
     res = invoke("run", strategy, "--out", tmp_path / "out")
     assert res.exit_code == 1 and len(res.stderr.splitlines()) == 1
-    assert "a/2.png: empty on the second read" in res.stderr and "modified during the run" in res.stderr
+    if cached:
+        assert "a/2.png: changed during the run: its size or modification time differs" in res.stderr
+    else:
+        assert "a/2.png: empty on the second read" in res.stderr and "modified during the run" in res.stderr
     assert not (tmp_path / "out").exists()
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name or ".partial" in p.name]
 

@@ -133,7 +133,12 @@ def test_only_an_unmixed_png_tree_runs_in_other_shards(tmp_path, monkeypatch, ex
 
 
 @pytest.mark.parametrize("shuffle", [False, True])
-def test_the_shard_pass_decodes_each_source_once(tmp_path, monkeypatch, shuffle):
+@pytest.mark.parametrize("cached", [True, False], ids=["source_cache", "decoded_again"])
+def test_the_shard_pass_decodes_each_source_once(tmp_path, monkeypatch, shuffle, cached):
+    """Every file is decoded by the scan; the shard pass reads the source cache, or without it
+    decodes each written source once more (the PNG tree's shards run in source order)."""
+    if not cached:
+        monkeypatch.setattr(source_module, "_new_cache", lambda *args: None)
     root = photo_folder(tmp_path / "imgs", n=120, broken=False)
     strategy = write_strategy(tmp_path / "s.yaml", STRATEGY.format(
         root=root, copies=5, extra=f"output: {{format: png, shuffle: {str(shuffle).lower()}}}\nreport: {{preview: false}}"))
@@ -149,7 +154,59 @@ def test_the_shard_pass_decodes_each_source_once(tmp_path, monkeypatch, shuffle)
     written = {json.loads(line)["source"] for line in manifest}
     assert 60 < len(written) < 120  # cleaning and leakage removal dropped some: those are read once
     # every file in the scan, the written ones in the shard pass too; the first also for the output size
-    assert decoded == Counter({f: 1 + (f in written) + (f == "c0/000.jpg") for f in decoded}) and len(decoded) == 120
+    again = (lambda f: f in written) if not cached else (lambda f: False)
+    assert decoded == Counter({f: 1 + again(f) + (f == "c0/000.jpg") for f in decoded}) and len(decoded) == 120
+
+
+@pytest.mark.parametrize("fmt", ["tar", "npz"])
+def test_shuffled_shards_read_each_source_from_the_cache(tmp_path, monkeypatch, fmt):
+    """Shuffled shards (tar, npz) spread a source's copies over several shards: they read the source
+    cache, so every file is decoded once per run, and the bytes are those of decoding again."""
+    root = photo_folder(tmp_path / "imgs", n=90, broken=False)
+    strategy = write_strategy(tmp_path / "s.yaml", STRATEGY.format(
+        root=root, copies=4, extra=f"output: {{format: {fmt}}}\nreport: {{preview: false}}"))
+    decoded, real = Counter(), source_module.decode_files
+
+    def decode_files(files, *args, **kwargs):
+        decoded.update(str(f[1].relative_to(root)) for f in files)
+        return real(files, *args, **kwargs)
+
+    monkeypatch.setattr(source_module, "decode_files", decode_files)
+    cached = run(tmp_path, "cached", strategy, "--shard-size", 50)  # in this process: decodes are counted
+    assert decoded == Counter({f: 1 + (f == "c0/000.jpg") for f in decoded}) and len(decoded) == 90
+    decoded.clear()
+    monkeypatch.setattr(source_module, "_new_cache", lambda *args: None)
+    assert run(tmp_path, "decoded", strategy, "--shard-size", 50) == cached
+    assert sum(decoded.values()) > 2 * 90  # without it, a source is decoded once per shard its copies reach
+    monkeypatch.undo()
+    assert run(tmp_path, "cached_2_workers", strategy, "--shard-size", 50, "--workers", 2) == cached
+
+
+def test_the_source_cache_is_gone_when_the_run_ends(tmp_path, monkeypatch):
+    """The cache lives in the temporary folder only while the run does: after success and after a
+    failure (here a file that changed during the run) nothing of it is left."""
+    import tempfile
+
+    scratch = tmp_path / "tmpdir"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    made, real_new = [], source_module._new_cache
+    monkeypatch.setattr(source_module, "_new_cache", lambda *args: made.append(real_new(*args)) or made[-1])
+    root = photo_folder(tmp_path / "imgs", n=30, broken=False)
+    strategy = write_strategy(tmp_path / "s.yaml", STRATEGY.format(root=root, copies=2, extra="output: {format: npz}"))
+    run(tmp_path, "ok", strategy)
+    assert made[-1] is not None and str(scratch) in made[-1]["path"] and list(scratch.iterdir()) == []
+    real_scan = source_module.scan_folder
+
+    def scan_then_touch(*args, **kwargs):
+        result = real_scan(*args, **kwargs)
+        (root / "c1" / "004.jpg").write_bytes((root / "c1" / "004.jpg").read_bytes() + b"\0")
+        return result
+
+    monkeypatch.setattr(source_module, "scan_folder", scan_then_touch)
+    res = invoke("run", strategy, "--out", tmp_path / "failed", "-q")
+    assert res.exit_code == 1 and "c1/004.jpg: changed during the run" in res.stderr
+    assert list(scratch.iterdir()) == [] and not (tmp_path / "failed").exists()
 
 
 def test_dask_runs_the_scan_and_the_shards_as_cluster_tasks(tmp_path):

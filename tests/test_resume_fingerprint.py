@@ -209,12 +209,19 @@ def _other_size(root, digits):
     Image.fromarray(np.full((40, 30), 200, np.uint8)).save(root / "class0" / "04.png")
 
 
-@pytest.mark.parametrize("replace, workers", [(_same_size, 1), (_other_size, 1), (_same_size, 2)],
-                         ids=["same_size", "other_size", "same_size_2_workers"])
-def test_a_file_replaced_after_the_scan_is_a_data_error(tmp_path, monkeypatch, digits, replace, workers):
-    """The scan judged the old pixels (duplicates, outliers, split): the new ones are never used."""
+@pytest.mark.parametrize("replace, workers, cached", [(_same_size, 1, True), (_other_size, 1, True), (_same_size, 2, True),
+                                                     (_same_size, 1, False), (_other_size, 1, False),
+                                                     (_same_size, 2, False)],
+                         ids=["same_size", "other_size", "same_size_2_workers", "same_size_decoded_again",
+                              "other_size_decoded_again", "same_size_2_workers_decoded_again"])
+def test_a_file_replaced_after_the_scan_is_a_data_error(tmp_path, monkeypatch, digits, replace, workers, cached):
+    """The scan judged the old pixels (duplicates, outliers, split): the new ones are never used.
+    With the source cache the run reads the scan's own pixels and finds the change by the file's
+    stamp at its end; without it, by the pixels when it decodes the file again."""
     import augcli.datasets.source as source
 
+    if not cached:
+        monkeypatch.setattr(source, "_new_cache", lambda *args: None)
     root = make_folder(tmp_path / "imgs", digits)
     real_scan = source.scan_folder
 
@@ -228,6 +235,7 @@ def test_a_file_replaced_after_the_scan_is_a_data_error(tmp_path, monkeypatch, d
     res = invoke("run", strategy, "--out", tmp_path / "out", "--shard-size", SHARD, "--workers", workers)
     assert res.exit_code == 1, res.output
     assert res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
-    assert f"{root / 'class0' / '04.png'}: changed during the run: its pixels differ from the first pass" in res.stderr
+    what = "its size or modification time differs" if cached else "its pixels differ"
+    assert f"{root / 'class0' / '04.png'}: changed during the run: {what} from the first pass" in res.stderr
     assert not (tmp_path / "out").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.") and not p.name.endswith(".lock")]

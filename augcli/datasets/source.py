@@ -6,8 +6,13 @@ view is the data itself. For image folders it is built in one streaming pass: ev
 once, its exact-duplicate key (a hash of the full-resolution pixels) is kept, and the image is kept
 only as a 32×32 thumbnail (in colour for colour sources: the label-error check uses colour; the
 perceptual hash and the outlier check look at its luma), which is all the cleaning checks need.
-The augmentation pass then decodes each file again, shard by shard, and checks each image against
-its key from the scan: a file whose pixels changed in between is a data error, never used (its cleaning verdicts were made on the old pixels).
+The scan also keeps every decoded image in a *source cache* (``cache_dir``: a raw pixel file that
+the augmentation pass maps and reads by row) when it fits in a quarter of that disk's free space and
+half of the free memory, so every source is decoded once per run, however its copies are spread over
+shards; the run then checks at its end that no file's size or modification time changed since the
+scan. Without the cache the augmentation pass decodes each file again, shard by shard, and checks
+each image against its key from the scan. Either way a file that changed during the run is a data
+error and its new pixels are never used (its cleaning verdicts were made on the old pixels).
 
 ``Source.fingerprint`` identifies the input a run's output is made from (a resumed run discards a
 partial output made from another input). It reuses what loading computes anyway: for folders the
@@ -19,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +32,7 @@ import numpy as np
 from augcli.datasets import Dataset, load_source, source_kind
 from augcli.datasets.convert import resize_images
 from augcli.datasets.folder import DEFAULT_MAX_PIXELS, decode_files, list_folder, listing_skips
+from augcli.budget import available_memory
 from augcli.errors import DataError
 
 THUMB = 32           # thumbnail side for cleaning folder sources
@@ -58,6 +65,9 @@ class Source:
     def fingerprint(self) -> dict:  # pragma: no cover - interface
         """What identifies this input: ``{"kind", "samples", "sha256"}`` (small, JSON)."""
         raise NotImplementedError
+
+    def verify(self) -> None:
+        """Raise DataError if the input changed since it was loaded in a way ``read`` cannot see."""
 
 
 class ArraySource(Source):
@@ -96,6 +106,10 @@ class FolderSource(Source):
     class_names: list
     keys: np.ndarray | None = None
     digest: str | None = None
+    stamps: np.ndarray | None = None     # (N, 2) size and mtime_ns of each file when it was scanned
+    cache: str | None = None             # the source cache's file (see the module docstring), if any
+    positions: np.ndarray | None = None  # each row's place in the cache
+    cache_rows: int = 0
 
     def __post_init__(self):
         self.ids = np.asarray([f[0] for f in self.files])
@@ -103,6 +117,9 @@ class FolderSource(Source):
         self.image_shape = (*self.size, 1 if self.color_mode == "gray" else 3)
 
     def read(self, rows):
+        if self.cache is not None:
+            pixels = np.memmap(self.cache, np.uint8, "r", shape=(self.cache_rows, *self.image_shape))
+            return np.array(pixels[self.positions[np.asarray(rows)]])
         images, kept, skipped, _, _ = decode_files([self.files[r] for r in rows], self.size, self.color_mode, self.max_pixels)
         if skipped:  # the file changed since the scan
             first = skipped[0]
@@ -114,6 +131,16 @@ class FolderSource(Source):
                 raise DataError(f"{path}: changed during the run: its pixels differ from the first pass; "
                                 "expected the input folder to stay unchanged until the run ends")
         return images
+
+    def verify(self) -> None:
+        """With the source cache: a data error if any file's size or modification time is not what
+        the scan saw (without it, ``read`` checks each image's pixels as it decodes them again)."""
+        if self.cache is None:
+            return
+        for (_, path, _), stamp in zip(self.files, self.stamps.tolist()):
+            if _stamp(path) != tuple(stamp):
+                raise DataError(f"{path}: changed during the run: its size or modification time differs from "
+                                "the first pass; expected the input folder to stay unchanged until the run ends")
 
     def fingerprint(self) -> dict:
         digest = hashlib.sha256(_canonical([self.digest, list(self.size), self.color_mode, self.class_names]))
@@ -158,36 +185,42 @@ def serial_map(function, tasks, job):
 
 
 def scan_folder(root, image_size, color_mode, strict: bool, max_pixels: int, extensions=None, limit=None,
-                follow_symlinks: bool = False, mapper=serial_map):
+                follow_symlinks: bool = False, mapper=serial_map, cache_dir=None):
     """One decoding pass over a folder: (FolderSource, clean view of thumbnails, exact keys).
 
     The files are scanned in chunks of SCAN_CHUNK by ``mapper(scan_chunk, chunks, job)``, which may
     run them anywhere (worker processes, a Dask cluster) but yields the results in chunk order: the
-    result is the same, byte for byte, whoever scanned the chunks.
+    result is the same, byte for byte, whoever scanned the chunks. With ``cache_dir`` (a folder every
+    chunk's process can write) the decoded images go to the source cache there, if it fits.
     """
     listing = list_folder(root, extensions, follow_symlinks)
     files = listing.files[:limit] if limit else listing.files
     color_mode = color_mode or "rgb"
     size = image_size if image_size is not None else _first_size(files, color_mode, max_pixels, strict)
-    chunks = [files[lo:lo + SCAN_CHUNK] for lo in range(0, len(files), SCAN_CHUNK)]
-    job = {"size": size, "color_mode": color_mode, "max_pixels": max_pixels, "strict": strict}
-    thumbs, keys, kept_files, warned = [], [], [], []
+    chunks = [(lo, files[lo:lo + SCAN_CHUNK]) for lo in range(0, len(files), SCAN_CHUNK)]
+    job = {"size": size, "color_mode": color_mode, "max_pixels": max_pixels, "strict": strict,
+           "cache": _new_cache(cache_dir, len(files), size, color_mode)}
+    thumbs, keys, kept_files, stamps, positions, warned = [], [], [], [], [], []
     skipped = listing_skips(listing, strict)
     digest = hashlib.sha256()  # fed as the scan goes: the fingerprint costs no pass of its own
-    for chunk, part in zip(chunks, mapper(scan_chunk, chunks, job)):
+    for (lo, chunk), part in zip(chunks, mapper(scan_chunk, chunks, job)):
         skipped += part.skipped
         warned += part.warned
         if len(part.kept):
             thumbs.append(part.thumbs)
             keys.append(part.keys)
             kept_files += [chunk[i] for i in part.kept]
+            stamps.append(part.stamps)
+            positions.append(lo + np.asarray(part.kept, dtype=np.int64))
             digest.update(part.listing)
             digest.update(part.keys.data)
     if not kept_files:
         what = f"no readable images ({len(skipped)} skipped)" if files else "no image files"
         raise DataError(f"{listing.root}: {what} in its class sub-folders; expected images with extensions {', '.join(listing.exts)}")
     keys = np.concatenate(keys)
-    source = FolderSource(kept_files, tuple(size), color_mode, max_pixels, listing.class_names, keys, digest.hexdigest())
+    cache = job["cache"] or {}
+    source = FolderSource(kept_files, tuple(size), color_mode, max_pixels, listing.class_names, keys, digest.hexdigest(),
+                          np.concatenate(stamps), cache.get("path"), np.concatenate(positions), len(files))
     view = Dataset(np.concatenate(thumbs), source.labels, source.ids, listing.class_names, str(listing.root), skipped, warned)
     return source, view, keys
 
@@ -203,6 +236,22 @@ def _first_size(files: list, color_mode: str, max_pixels: int, strict: bool):
     return None
 
 
+def _new_cache(folder, files: int, size, color_mode: str) -> dict | None:
+    """An empty source cache for ``files`` images of ``size`` in ``folder`` ({"path", "shape"}), or
+    None: no folder, no size, or more than a quarter of the disk's free space or half the free memory
+    (a cache that does not stay in the page cache is read back from disk; decoding may be cheaper)."""
+    if folder is None or size is None or not files:
+        return None
+    shape = (files, int(size[0]), int(size[1]), 1 if color_mode == "gray" else 3)
+    need = int(np.prod(shape, dtype=np.int64))
+    if need > shutil.disk_usage(folder).free // 4 or need > available_memory() // 2:
+        return None
+    path = os.path.join(folder, "sources.u8")
+    with open(path, "wb") as fh:
+        fh.truncate(need)  # sparse until the scan writes it
+    return {"path": path, "shape": shape}
+
+
 @dataclass
 class ScannedChunk:
     """What the scan keeps of one chunk of files (positions in the chunk; small, to send back)."""
@@ -213,17 +262,26 @@ class ScannedChunk:
     thumbs: np.ndarray
     keys: np.ndarray
     listing: bytes      # the kept files' ids, labels and stamps, as fed to the fingerprint
+    stamps: np.ndarray  # (kept, 2) the kept files' sizes and mtime_ns
 
 
-def scan_chunk(chunk: list, job: dict) -> ScannedChunk:
-    """Decode one chunk of (id, path, label) files at ``job["size"]``: thumbnails and exact keys."""
+def scan_chunk(task: tuple, job: dict) -> ScannedChunk:
+    """Decode one chunk ``(lo, files)`` of (id, path, label) files, the first at position ``lo`` of
+    the listing, at ``job["size"]``: thumbnails and exact keys; the images go to the source cache."""
+    lo, chunk = task
     stamps = [_stamp(f[1]) for f in chunk]  # before decoding: a write after it changes the next run's stamp
     images, kept, skipped, warned, _ = decode_files(chunk, job["size"], job["color_mode"], job["max_pixels"],
                                                     job["strict"])
     if not len(kept):
-        return ScannedChunk(kept, skipped, warned, images, np.empty((0, 16), np.uint8), b"")
+        return ScannedChunk(kept, skipped, warned, images, np.empty((0, 16), np.uint8), b"", np.empty((0, 2), np.int64))
+    cache = job.get("cache")
+    if cache:
+        pixels = np.memmap(cache["path"], np.uint8, "r+", shape=cache["shape"])
+        pixels[lo + np.asarray(kept)] = images
+        del pixels  # unmapped: the pages stay in the page cache for the augmentation pass
     listing = _canonical([[chunk[i][0], chunk[i][2], stamps[i]] for i in kept])
-    return ScannedChunk(kept, skipped, warned, _thumbnails(images), exact_keys(images), listing)
+    return ScannedChunk(kept, skipped, warned, _thumbnails(images), exact_keys(images), listing,
+                        np.array([stamps[i] for i in kept], dtype=np.int64).reshape(-1, 2))
 
 
 def load_dataset(strategy, strict: bool = False, limit: int | None = None) -> Dataset:
@@ -251,11 +309,11 @@ def _color_mode(ds: dict):
     return None if ds["color_mode"] == "auto" else ds["color_mode"]
 
 
-def open_source(strategy, strict: bool = False, limit: int | None = None, mapper=serial_map):
+def open_source(strategy, strict: bool = False, limit: int | None = None, mapper=serial_map, cache_dir=None):
     """The strategy's source: (Source, clean view Dataset, exact keys or None).
 
     Folders are streamed (see the module docstring), their chunks scanned by ``mapper`` (see
-    ``scan_folder``); digits and .npz are loaded whole.
+    ``scan_folder``), their images cached in ``cache_dir`` if given; digits and .npz are loaded whole.
     """
     ds = strategy.section("dataset")
     kind = ds["kind"]
@@ -264,7 +322,7 @@ def open_source(strategy, strict: bool = False, limit: int | None = None, mapper
     if kind == "folder":
         return scan_folder(ds["source"], ds["image_size"], _color_mode(ds), strict,
                            ds["max_pixels"] or DEFAULT_MAX_PIXELS, limit=limit or ds["limit"],
-                           follow_symlinks=ds["follow_symlinks"], mapper=mapper)
+                           follow_symlinks=ds["follow_symlinks"], mapper=mapper, cache_dir=cache_dir)
     stamp = _stamp(ds["source"]) if kind == "npz" else None  # before loading: a later write shows in the arrays
     data = load_dataset(strategy, strict, limit)
     return ArraySource(data, kind, stamp), data, None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ctypes
+import tempfile
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -172,11 +174,11 @@ def _first_resize(transforms: list, image_shape: tuple) -> tuple[tuple, str]:
     return ("augment", "pipeline"), "augment.pipeline"
 
 
-def _prepare(strategy: Strategy, options: RunOptions, timer, engine: Engine) -> Prepared:
+def _prepare(strategy: Strategy, options: RunOptions, timer, engine: Engine, cache_dir=None) -> Prepared:
     """The shared stages, timed; the pipeline checked against the images before any output work. A
-    folder's first pass runs on ``engine``, like the shards."""
+    folder's first pass runs on ``engine``, like the shards, and fills the source cache in ``cache_dir``."""
     with timer("load"):
-        source, loaded, keys = open_source(strategy, options.strict, options.limit,
+        source, loaded, keys = open_source(strategy, options.strict, options.limit, cache_dir=cache_dir,
                                            mapper=lambda function, chunks, job: engine.map(function, chunks, job, "scan"))
     with timer("clean"):
         cleaned, removed = clean_dataset(strategy, loaded, keys)
@@ -219,8 +221,12 @@ def run(strategy: Strategy, options: RunOptions) -> dict:
     target = output_dir(strategy, options)
     if not options.dry_run:
         check_target(target, options.overwrite, strategy_inputs(strategy))  # before any work: exit 2, nothing touched
-    with Engine(options.engine, options.workers, options.scheduler, options.scheduler_file) as engine:
-        data = _prepare(strategy, options, timer, engine)
+    # The source cache lives in the system's temporary folder (TMPDIR), beside the pool's job files:
+    # only this machine's processes read it, so a Dask cluster decodes again instead.
+    cached = options.engine == "local" and not options.dry_run
+    with Engine(options.engine, options.workers, options.scheduler, options.scheduler_file) as engine, \
+            (tempfile.TemporaryDirectory(prefix="augcli-sources-") if cached else nullcontext()) as cache_dir:
+        data = _prepare(strategy, options, timer, engine, cache_dir)
         shard_size, specs, listed = _plan(strategy, options, data)
         check_plan(specs, _image_bytes(data.source), options.workers, strategy.path)  # before the work plan is built
         if options.dry_run:
@@ -250,6 +256,7 @@ def _write_output(strategy: Strategy, options: RunOptions, data: Prepared, plan:
                                        engine=engine, progress=tick)
             if listed is not specs:
                 relist(results, specs, listed)
+            data.source.verify()  # with the source cache: no input file changed since the scan
         with timer("write"):
             files = sorted({f.split("/", 1)[0] + ("/" if "/" in f else "") for r in results for f in r.files})
             files += finish_output(tmp, writer, results)  # classes.txt, metadata.jsonl
