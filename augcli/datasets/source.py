@@ -119,7 +119,7 @@ class FolderSource(Source):
     def read(self, rows):
         if self.cache is not None:
             pixels = np.memmap(self.cache, np.uint8, "r", shape=(self.cache_rows, *self.image_shape))
-            return np.array(pixels[self.positions[np.asarray(rows)]])
+            return np.asarray(pixels)[self.positions[np.asarray(rows)]]  # one copy, out of the page cache
         images, kept, skipped, _, _ = decode_files([self.files[r] for r in rows], self.size, self.color_mode, self.max_pixels)
         if skipped:  # the file changed since the scan
             first = skipped[0]
