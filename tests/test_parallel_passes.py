@@ -132,6 +132,18 @@ def test_only_an_unmixed_png_tree_runs_in_other_shards(tmp_path, monkeypatch, ex
     assert shards[-1] == ["train", "val"]
 
 
+def count_decodes(monkeypatch, root) -> Counter:
+    """How many times this process decodes each file of ``root`` (by its path under ``root``)."""
+    decoded, real = Counter(), source_module.decode_files
+
+    def decode_files(files, *args, **kwargs):
+        decoded.update(str(f[1].relative_to(root)) for f in files)
+        return real(files, *args, **kwargs)
+
+    monkeypatch.setattr(source_module, "decode_files", decode_files)
+    return decoded
+
+
 @pytest.mark.parametrize("shuffle", [False, True])
 @pytest.mark.parametrize("cached", [True, False], ids=["source_cache", "decoded_again"])
 def test_the_shard_pass_decodes_each_source_once(tmp_path, monkeypatch, shuffle, cached):
@@ -142,13 +154,7 @@ def test_the_shard_pass_decodes_each_source_once(tmp_path, monkeypatch, shuffle,
     root = photo_folder(tmp_path / "imgs", n=120, broken=False)
     strategy = write_strategy(tmp_path / "s.yaml", STRATEGY.format(
         root=root, copies=5, extra=f"output: {{format: png, shuffle: {str(shuffle).lower()}}}\nreport: {{preview: false}}"))
-    decoded, real = Counter(), source_module.decode_files
-
-    def decode_files(files, *args, **kwargs):
-        decoded.update(str(f[1].relative_to(root)) for f in files)
-        return real(files, *args, **kwargs)
-
-    monkeypatch.setattr(source_module, "decode_files", decode_files)
+    decoded = count_decodes(monkeypatch, root)
     run(tmp_path, "out", strategy)
     manifest = (tmp_path / "out" / "manifest.jsonl").read_text(encoding="utf-8").splitlines()
     written = {json.loads(line)["source"] for line in manifest}
@@ -165,13 +171,7 @@ def test_shuffled_shards_read_each_source_from_the_cache(tmp_path, monkeypatch, 
     root = photo_folder(tmp_path / "imgs", n=90, broken=False)
     strategy = write_strategy(tmp_path / "s.yaml", STRATEGY.format(
         root=root, copies=4, extra=f"output: {{format: {fmt}}}\nreport: {{preview: false}}"))
-    decoded, real = Counter(), source_module.decode_files
-
-    def decode_files(files, *args, **kwargs):
-        decoded.update(str(f[1].relative_to(root)) for f in files)
-        return real(files, *args, **kwargs)
-
-    monkeypatch.setattr(source_module, "decode_files", decode_files)
+    decoded = count_decodes(monkeypatch, root)
     cached = run(tmp_path, "cached", strategy, "--shard-size", 50)  # in this process: decodes are counted
     assert decoded == Counter({f: 1 + (f == "c0/000.jpg") for f in decoded}) and len(decoded) == 90
     decoded.clear()
