@@ -65,6 +65,20 @@ def test_malformed_yaml_is_one_line(text, fragment):
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize("written", ["off", "no", "false", "Off", "'off'"])
+def test_off_as_yaml_writes_it_means_off(written):
+    """YAML 1.1 reads an unquoted off/no as false: where a choice has 'off', false means it (and
+    true means 'on' where that is a choice); elsewhere a boolean is still an error."""
+    text = GOOD + f"clean:\n  near_duplicates: {{action: {written}}}\n  exact_duplicates: {written}\n"
+    st = strategy_from_text(text, "s.yaml")
+    assert st.section("clean")["near_duplicates"]["action"] == "off"
+    assert st.section("clean")["exact_duplicates"] == "off"
+    with pytest.raises(StrategyError, match=r"s.yaml:11: clean.near_duplicates.action: expected one of .*got True"):
+        strategy_from_text(GOOD + "clean:\n  near_duplicates: {action: yes}\n", "s.yaml")
+    with pytest.raises(StrategyError, match=r"output.format: expected one of .*got False"):
+        strategy_from_text(GOOD + "output: {format: no}\n", "s.yaml")
+
+
 def test_missing_source_is_reported():
     with pytest.raises(StrategyError, match=r"x.yaml:2: dataset.source: missing required key"):
         strategy_from_text("seed: 1\ndataset: {}\n", "x.yaml")

@@ -104,7 +104,7 @@ MALFORMED = {
     "deep_nesting": ("dataset: " + "[" * 1000 + "]" * 1000 + "\n", 1),
     "deep_mapping": ("dataset: " + "{a: " * 100 + "1" + "}" * 100 + "\n", 1),
     "bad_merge": ("dataset: {<<: 5, source: digits}\n", 1),
-    "bool_for_choice": ("dataset: {source: digits}\nclean: {exact_duplicates: off}\n", 2),
+    "bool_for_choice": ("dataset: {source: digits}\noutput: {format: off}\n", 2),  # no off among the formats
     "blank_key": ("' ': null\n", 1),  # found by test_random_documents: the path must not vanish
 }
 

@@ -42,7 +42,9 @@ def render_strategy() -> str:
     lines += ["", "Each `augment.pipeline` entry is a transform name (`hflip`) or a one-key mapping",
               "`{name: {parameter: value}}`; containers (`sequence`, `one_of`, `some_of`) take a list of",
               "entries. Ranges accept one number `v` (meaning `[-v, v]`, or `[1 - v, 1 + v]` for factors)",
-              "or a pair `[a, b]`. See [transforms.md](transforms.md) for every transform's parameters.", ""]
+              "or a pair `[a, b]`. See [transforms.md](transforms.md) for every transform's parameters.", "",
+              "YAML 1.1 reads an unquoted `off` or `no` as false and `on` or `yes` as true: where a choice",
+              "includes `off` (or `on`), false (true) means that value, so `action: off` needs no quotes.", ""]
     return "\n".join(lines)
 
 

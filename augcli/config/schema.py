@@ -133,7 +133,11 @@ class Choice(Param):
     choices: tuple = ()
 
     def validate(self, value, path):
-        if value in self.choices and not isinstance(value, bool):
+        if isinstance(value, bool):  # YAML 1.1 reads off/no as false and on/yes as true
+            word = "on" if value else "off"
+            if word in self.choices:
+                return word
+        elif value in self.choices:
             return value
         options = ", ".join(_show(c) for c in self.choices)
         hint = did_you_mean(value, [str(c) for c in self.choices]) if isinstance(value, str) else ""
