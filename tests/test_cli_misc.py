@@ -130,3 +130,16 @@ def test_usage_errors_are_one_line_exit_2(args, fragment):
     assert res.exit_code == 2
     line = res.output.strip()
     assert line.startswith("augcli: error: ") and fragment in line and "\n" not in line
+
+
+def test_bare_augcli_prints_the_usual_help():
+    """No arguments: the same help as ``augcli --help``, on stdout, exit 0 (not one escaped error line)."""
+    import subprocess
+    import sys
+
+    bare = subprocess.run([sys.executable, "-m", "augcli"], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    asked = subprocess.run([sys.executable, "-m", "augcli", "--help"], capture_output=True, text=True, cwd=ROOT,
+                           timeout=60)
+    assert bare.returncode == 0 and bare.stderr == ""
+    assert bare.stdout == asked.stdout and bare.stdout.startswith("Usage: augcli [OPTIONS] COMMAND")
+    assert "\n  run " in bare.stdout and "\\n" not in bare.stdout

@@ -74,12 +74,19 @@ def _on_sigterm(signum, frame):
     raise Terminated()
 
 
+# Click >= 8.2 raises this usage error for a group run with no arguments; its message is the help
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 class AugcliGroup(click.Group):
     def main(self, *args, **kwargs):
         """Click's usage errors as one line too (Click prints usage, hint and error on three)."""
         kwargs["standalone_mode"] = False
         try:
             code = super().main(*args, **kwargs)
+        except _NO_ARGS_IS_HELP as err:  # bare `augcli`: the help, as `augcli --help` prints it
+            click.echo(err.ctx.get_help())
+            sys.exit(0)
         except click.UsageError as err:
             where = f" (see '{err.ctx.command_path} --help')" if err.ctx else ""
             click.echo(f"augcli: error: {_one_line(err.format_message())}{where}", err=True)
