@@ -172,3 +172,12 @@ def test_an_unknown_top_level_name_is_an_attribute_error(name):
 
     with pytest.raises(AttributeError):
         getattr(augcli, name)
+
+
+def test_pyproject_license_is_an_spdx_expression():
+    """A ``license = { text = ... }`` table makes setuptools >= 77 print a deprecation box on every
+    install (twice during ``make run``); PEP 639's expression string does not."""
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert project["project"]["license"] == "MIT"
+    assert any(r.startswith("setuptools>=77") for r in project["build-system"]["requires"])
