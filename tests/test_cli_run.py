@@ -113,6 +113,24 @@ def test_dry_run_writes_nothing(strategy, tmp_path):
     assert not out.exists()
 
 
+def test_dry_run_says_what_the_real_run_would_refuse(strategy, tmp_path):
+    """An existing output: the dry run shows its plan, then fails as the real run would (exit 2)."""
+    out = tmp_path / "out"
+    assert run(strategy, out).exit_code == 0
+    before = fingerprint(out)
+    res = run(strategy, out, "--dry-run")
+    assert res.exit_code == 2 and "would write 480 samples" in res.stdout
+    assert res.stderr == f"augcli: error: {out}: output already exists; pass --overwrite to replace it (the real run would stop here)\n"
+    res = run(strategy, out, "--dry-run", "--overwrite")
+    assert res.exit_code == 0 and res.stderr == "" and fingerprint(out) == before
+    report = json.loads(run(strategy, out, "--dry-run", "--overwrite", "--json").stdout)
+    assert report["plan"]["output_problem"] is None
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("the user's own")
+    res = run(strategy, tmp_path / "mine", "--dry-run", "--overwrite")
+    assert res.exit_code == 2 and "was not made by augcli" in res.stderr
+
+
 def test_json_prints_the_report(strategy, tmp_path):
     res = run(strategy, tmp_path / "out", "--json")
     assert res.exit_code == 0

@@ -11,6 +11,7 @@ from augcli.cli.progress import make_progress
 from augcli.reporting.notes import IDENTICAL_WARN_SHARE, identical_notes, missing_class_notes
 from augcli.engine.runner import RunOptions, run as run_strategy
 from augcli.config.strategy import load_strategy
+from augcli.errors import UsageError
 
 
 @click.command()
@@ -57,6 +58,9 @@ def run(strategy, out, fmt, shard_size, input_source, seed, overrides, batch_siz
         click.echo(json.dumps(report, indent=2))
     elif not quiet:
         click.echo(summary(report, dry_run))
+    problem = report.get("plan", {}).get("output_problem")
+    if problem:  # the plan is shown; the dry run then fails as the real run would (exit 2)
+        raise UsageError(f"{problem} (the real run would stop here)")
 
 
 def summary(report: dict, dry_run: bool) -> str:

@@ -22,9 +22,9 @@ from augcli.engine.shards import (ProgressLog, ShardSpec, finish_output, outputs
                                   relist)
 from augcli.engine.stages import build_pipeline, clean_dataset, open_source, split_clean, train_copies, write_findings
 from augcli.errors import SchemaError
-from augcli.io.atomic import AtomicFolder, check_target
+from augcli.io.atomic import AtomicFolder, check_target, target_problem
 from augcli.io.formats import output_format
-from augcli.io.guard import strategy_inputs
+from augcli.io.guard import check_separate, strategy_inputs
 from augcli.pipeline import Pipeline
 from augcli.reporting import run_report as reporting
 from augcli.reporting.preview import pick_rows
@@ -221,6 +221,8 @@ def run(strategy: Strategy, options: RunOptions) -> dict:
     target = output_dir(strategy, options)
     if not options.dry_run:
         check_target(target, options.overwrite, strategy_inputs(strategy))  # before any work: exit 2, nothing touched
+    else:
+        check_separate(target, strategy_inputs(strategy))  # an output over an input: refused by a dry run too
     # The source cache lives in the system's temporary folder (TMPDIR), beside the pool's job files:
     # only this machine's processes read it, so a Dask cluster decodes again instead.
     cached = options.engine == "local" and not options.dry_run
@@ -230,8 +232,10 @@ def run(strategy: Strategy, options: RunOptions) -> dict:
         shard_size, specs, listed = _plan(strategy, options, data)
         check_plan(specs, _image_bytes(data.source), options.workers, strategy.path)  # before the work plan is built
         if options.dry_run:
-            return reporting.build_plan(strategy, data.loaded, data.cleaned, data.removed, data.splits,
+            plan = reporting.build_plan(strategy, data.loaded, data.cleaned, data.removed, data.splits,
                                         outputs_per_split(specs), target, data.source.image_shape)
+            plan["plan"]["output_problem"] = target_problem(target, options.overwrite)  # what the real run would hit
+            return plan
         return _write_output(strategy, options, data, (specs, listed), shard_size, target, timer, engine)
 
 

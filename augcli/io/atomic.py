@@ -53,17 +53,27 @@ def check_target(target: Path, overwrite: bool, inputs=()) -> None:
     if _leftovers(target):
         with _Lock(target):
             recover(target)
+    problem = target_problem(target, overwrite)
+    if problem:
+        raise UsageError(problem)
+
+
+def target_problem(target: Path, overwrite: bool) -> str | None:
+    """Why a command could not write the folder ``target`` (None: it could), touching nothing:
+    ``check_target``'s checks after the input guard, for ``--dry-run`` to report."""
+    target = Path(target)
     if os.path.islink(target):
-        raise UsageError(f"{target}: is a symbolic link; give the folder it points to as the output")
+        return f"{target}: is a symbolic link; give the folder it points to as the output"
     if not target.exists():
-        return
+        return None
     if not target.is_dir():
-        raise UsageError(f"{target}: exists and is not a folder")
+        return f"{target}: exists and is not a folder"
     if not overwrite:
-        raise UsageError(f"{target}: output already exists; pass --overwrite to replace it")
+        return f"{target}: output already exists; pass --overwrite to replace it"
     if not is_augcli_folder(target):
-        raise UsageError(f"{target}: exists and was not made by augcli (no {MARKER} file in it); --overwrite only "
-                         "replaces augcli's own outputs: remove it yourself or choose another output folder")
+        return (f"{target}: exists and was not made by augcli (no {MARKER} file in it); --overwrite only "
+                "replaces augcli's own outputs: remove it yourself or choose another output folder")
+    return None
 
 
 class _Lock:
