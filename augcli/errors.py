@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 EXIT_OK = 0
 EXIT_DATA = 1
 EXIT_USAGE = 2
@@ -66,3 +68,9 @@ class GateError(AugcliError):
 def exception_text(exc: BaseException) -> str:
     """An exception's message on one line (a decoder's multi-line text), or its type when it has none."""
     return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def resolved_from(path) -> str:
+    """For messages about a path that is not there: where a relative path was looked up (the
+    current folder, which a Makefile or CI job may not have where the user thinks)."""
+    return "" if os.path.isabs(os.fspath(path)) else f" (relative to the current folder {os.getcwd()})"

@@ -355,7 +355,7 @@ def test_load_source_dispatches_by_kind(tmp_path, image_tree):
     assert load_source(tmp_path / "x.npz", strict=True).class_names == ["0", "1"]
     with pytest.raises(DataError, match="no such file or folder") as err:
         load_source(tmp_path / "nothing_here")
-    assert str(tmp_path / "nothing_here") in str(err.value)
+    assert str(tmp_path / "nothing_here") in str(err.value) and "relative to" not in str(err.value)
     (tmp_path / "plain.txt").write_text("x")
     with pytest.raises(DataError, match="unsupported source"):
         load_source(tmp_path / "plain.txt")
@@ -368,3 +368,11 @@ def test_wrong_extension_loads_with_a_warning(tmp_path, photo):
     ds = load_folder(root, image_size=(32, 32))
     assert len(ds) == 2 and not ds.skipped
     assert [(w.id, w.reason) for w in ds.warnings] == [("a/really_a_jpeg.png", "wrong_extension")]
+
+
+@pytest.mark.parametrize("source, what", [("data/not-here", "no such file or folder"), ("gone.npz", "no such file")])
+def test_a_relative_source_that_is_not_there_says_where_it_was_looked_up(tmp_path, monkeypatch, source, what):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError) as err:
+        load_source(source)
+    assert str(err.value).startswith(f"{source}: {what} (relative to the current folder {tmp_path});")

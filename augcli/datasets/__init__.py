@@ -8,7 +8,7 @@ from augcli.datasets.base import Dataset, Skipped
 from augcli.datasets.digits import load_digits
 from augcli.datasets.folder import load_folder
 from augcli.datasets.npz import load_npz
-from augcli.errors import DataError
+from augcli.errors import DataError, resolved_from
 
 __all__ = ["Dataset", "Skipped", "load_digits", "load_folder", "load_npz", "load_source", "source_kind"]
 
@@ -34,7 +34,7 @@ def source_kind(source) -> str:
     if path.is_dir():
         return "folder"
     if not path.exists():
-        raise DataError(f"{text}: no such file or folder; expected 'digits', an .npz file or a folder of class sub-folders")
+        raise DataError(f"{text}: no such file or folder{resolved_from(text)}; expected 'digits', an .npz file or a folder of class sub-folders")
     raise DataError(f"{text}: unsupported source; expected 'digits', an .npz file or a folder of class sub-folders")
 
 

@@ -39,7 +39,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from augcli.datasets.base import Dataset, Skipped
 from augcli.datasets.convert import check_color_mode, check_image_size, float_to_uint8
-from augcli.errors import DataError, exception_text
+from augcli.errors import DataError, exception_text, resolved_from
 
 # Pillow format names that each extension may legitimately hold.
 _FORMATS = {".png": {"PNG"}, ".jpg": {"JPEG", "MPO"}, ".jpeg": {"JPEG", "MPO"}, ".bmp": {"BMP", "DIB"},
@@ -232,7 +232,7 @@ def _normalise_extensions(extensions) -> tuple:
 def _class_folders(root: Path) -> list:
     """Sorted names of the non-hidden sub-folders of ``root``; DataError if there are none."""
     if not root.exists():
-        raise DataError(f"{root}: no such folder; expected a folder with one sub-folder per class")
+        raise DataError(f"{root}: no such folder{resolved_from(root)}; expected a folder with one sub-folder per class")
     if not root.is_dir():
         raise DataError(f"{root}: not a folder; expected a folder with one sub-folder per class")
     try:

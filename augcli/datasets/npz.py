@@ -16,7 +16,7 @@ from augcli.datasets.convert import (
     resize_images,
 )
 from augcli.budget import MAX_CLASSES_UNNAMED, check_memory, human
-from augcli.errors import DataError, exception_text
+from augcli.errors import DataError, exception_text, resolved_from
 
 # Labels are class indices; beyond this no class table can exist (and int64 casts would wrap).
 MAX_LABEL = 2**31 - 1
@@ -46,7 +46,7 @@ def load_npz(
     size = check_image_size(image_size)
     path = Path(path)
     if not path.is_file():
-        what = "no such file" if not path.exists() else "not a file"
+        what = f"no such file{resolved_from(path)}" if not path.exists() else "not a file"
         raise DataError(f"{path}: {what}; expected an .npz archive with keys '{images_key}' and '{labels_key}'")
     try:
         archive = np.load(path, allow_pickle=False)
