@@ -228,3 +228,30 @@ def test_python_api_matches_the_cli(strategy, tmp_path):
     ids = data["ids"][data["copy_index"] == 0]
     again = pipe(originals, ids=list(ids), copy=2)
     assert np.array_equal(again, data["images"][data["copy_index"] == 2])
+
+
+def test_one_class_and_an_empty_pipeline_are_warned_about(tmp_path, digits_images):
+    """Strategies that run but cannot be what was meant say so on stderr and in report.md."""
+    from PIL import Image
+
+    images = digits_images[0]
+    for i in range(6):
+        (tmp_path / "imgs" / "only").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(images[i, ..., 0]).save(tmp_path / "imgs" / "only" / f"{i}.png")
+    one = write_strategy(tmp_path / "one.yaml", f"dataset: {{source: '{tmp_path / 'imgs'}'}}\n"
+                                                  "augment: {copies: 1, pipeline: [hflip]}\n")
+    res = invoke("run", one, "--out", tmp_path / "one")
+    assert res.exit_code == 0 and "(1 class)" in res.stdout, res.output
+    assert "warning: the dataset has one class ('only'): a classifier needs two or more" in res.stderr
+    assert "one class ('only')" in (tmp_path / "one" / "report.md").read_text()
+    empty = write_strategy(tmp_path / "empty.yaml", "dataset: {source: digits, limit: 50}\n"
+                                                    "augment: {copies: 2, pipeline: []}\n")
+    res = invoke("run", empty, "--out", tmp_path / "empty")
+    assert res.exit_code == 0
+    assert res.stderr.count("warning:") == 1  # not also the identical-copies note, whose hint does not apply
+    assert "augment.pipeline is empty, so the 100 augmented copies are their originals again" in res.stderr
+    assert "augment.pipeline is empty" in (tmp_path / "empty" / "report.md").read_text()
+    res = invoke("run", write_strategy(tmp_path / "ok.yaml", "dataset: {source: digits, limit: 50}\n"
+                                                            "augment: {copies: 1, pipeline: [{hflip: {p: 1}}]}\n"),
+                 "--out", tmp_path / "ok")
+    assert res.exit_code == 0 and "warning" not in res.stderr

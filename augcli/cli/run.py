@@ -8,7 +8,7 @@ import click
 
 from augcli.cli import options
 from augcli.cli.progress import make_progress
-from augcli.reporting.notes import IDENTICAL_WARN_SHARE, identical_notes, missing_class_notes
+from augcli.reporting.notes import IDENTICAL_WARN_SHARE, identical_notes, missing_class_notes, setup_notes
 from augcli.engine.runner import RunOptions, run as run_strategy
 from augcli.config.strategy import load_strategy
 from augcli.errors import UsageError
@@ -52,7 +52,7 @@ def run(strategy, out, fmt, shard_size, input_source, seed, overrides, batch_siz
     if not as_json:  # worth knowing before training (--json: the report carries the counts)
         for note in identical_notes(report, IDENTICAL_WARN_SHARE):
             options.warn(note)
-    for note in missing_class_notes(report):  # a trainer numbering classes per split would be wrong
+    for note in setup_notes(report) + missing_class_notes(report):  # a trainer numbering classes per split would be wrong
         options.warn(note)
     if as_json:
         click.echo(json.dumps(report, indent=2))
@@ -67,7 +67,8 @@ def summary(report: dict, dry_run: bool) -> str:
     """A few lines for the terminal: what went in, what was skipped or removed, what came out."""
     counts = report["counts"]
     loaded = sum(counts["loaded"].values())
-    lines = [f"loaded {loaded} samples ({len(report['dataset']['classes'])} classes) from {report['dataset']['source']}"]
+    classes = len(report["dataset"]["classes"])
+    lines = [f"loaded {loaded} samples ({classes} class{'es' if classes != 1 else ''}) from {report['dataset']['source']}"]
     if report["skipped"]["count"]:
         reasons = ", ".join(f"{k}: {v}" for k, v in report["skipped"]["by_reason"].items())
         lines.append(f"skipped {report['skipped']['count']} unreadable file(s) ({reasons})")

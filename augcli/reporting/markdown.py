@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from augcli.reporting.header import header_lines
-from augcli.reporting.notes import identical_notes, missing_class_notes
+from augcli.reporting.notes import identical_notes, missing_class_notes, setup_notes
 from augcli.reporting.text import cell
 
 
@@ -66,7 +66,7 @@ def render_run(report: dict) -> str:
     lines += [f"- output: `{cell(report['output']['dir'])}` ({report['output']['format']}), "
               f"{report['output']['total']} samples", ""]
     lines += counts_table(report)
-    missing = missing_class_notes(report)
+    missing = setup_notes(report) + missing_class_notes(report)
     lines += [*(f"- **Warning:** {cell(note)}." for note in missing), ""] if missing else []
     lines += cleaning_section(report)
     tr = report["transforms"]

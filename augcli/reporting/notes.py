@@ -16,8 +16,26 @@ def missing_class_notes(report: dict) -> list[str]:
             for split, names in report.get("output", {}).get("missing_classes", {}).items()]
 
 
+def setup_notes(report: dict) -> list[str]:
+    """Sentences about a strategy that runs but cannot be what was meant: one class, or copies made
+    by an empty pipeline."""
+    notes = []
+    classes = report.get("dataset", {}).get("classes", [])
+    if len(classes) == 1:
+        notes.append(f"the dataset has one class ({classes[0]!r}): a classifier needs two or more (a folder source "
+                     "needs one sub-folder per class)")
+    transforms = report.get("transforms", {})
+    if not transforms.get("pipeline") and transforms.get("augmented_samples"):
+        notes.append(f"augment.pipeline is empty, so the {transforms['augmented_samples']:,} augmented copies are their "
+                     "originals again; add transforms or set augment.copies: 0")
+    return notes
+
+
 def identical_notes(report: dict, threshold: float = 0.0) -> list[str]:
-    """One sentence per split whose share of copies identical to their original exceeds ``threshold``."""
+    """One sentence per split whose share of copies identical to their original exceeds ``threshold``
+    (none for an empty pipeline: ``setup_notes`` says why)."""
+    if not report.get("transforms", {}).get("pipeline"):
+        return []
     return [f"{split}: {v['count']:,} of {v['augmented']:,} augmented copies ({v['share']:.1%}) came out identical to "
             "their original (with p < 1 every step can be skipped); re-running cleaning on this output removes them "
             "as exact duplicates"
