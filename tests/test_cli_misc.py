@@ -1,5 +1,6 @@
 """`transforms`, `validate`, `preview`, `--help` of every command, and docs generated from the registry."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -40,10 +41,32 @@ def test_generated_docs_are_current(name):
     assert (ROOT / "docs" / name).read_text(encoding="utf-8") == DOCS[name](), f"docs/{name} is stale: run make docs"
 
 
-def test_validate_prints_resolved_strategy():
+def test_validate_prints_resolved_strategy(tmp_path):
     res = invoke("validate", ROOT / "configs" / "digits.yaml")
     assert res.exit_code == 0
     assert "valid" in res.output.splitlines()[0] and "keep_originals: true" in res.output
+
+
+def test_validate_fills_the_defaults_inside_pipeline_entries(tmp_path):
+    """Every transform parameter is shown, and what validate prints is a strategy that builds the
+    same transforms (containers included)."""
+    import yaml
+
+    from augcli.config.strategy import load_strategy
+
+    strategy = write_strategy(tmp_path / "s.yaml", "dataset: {source: digits}\naugment:\n  pipeline:\n    - hflip\n"
+                                                   "    - affine: {degrees: 10}\n    - one_of: {transforms: [vflip, gaussian_blur]}\n")
+    res = invoke("validate", strategy)
+    assert res.exit_code == 0, res.output
+    printed = yaml.safe_load(res.stdout)
+    pipeline = printed["augment"]["pipeline"]
+    assert pipeline[0] == {"hflip": {"p": 0.5}}
+    assert pipeline[1]["affine"]["degrees"] == [-10.0, 10.0] and {"scale", "translate", "shear", "fill"} <= set(pipeline[1]["affine"])
+    assert {"p", "sigma", "truncate"} <= set(pipeline[2]["one_of"]["transforms"][1]["gaussian_blur"])
+    again = write_strategy(tmp_path / "again.yaml", res.stdout)
+    assert [repr(t) for t in load_strategy(again).transforms] == [repr(t) for t in load_strategy(strategy).transforms]
+    as_json = json.loads(invoke("validate", strategy, "--json").stdout)
+    assert as_json["strategy"]["augment"]["pipeline"] == pipeline
 
 
 @pytest.mark.parametrize("config", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)

@@ -19,7 +19,7 @@ def validate(strategy, overrides, input_source, seed, as_json):
     """Check STRATEGY and print the fully resolved strategy (or the first error, exit 2)."""
     st = load_strategy(strategy, options.strategy_overrides(overrides, input_source, seed))
     if as_json:
-        click.echo(json.dumps({"path": st.path, "sha256": st.sha256, "strategy": st.config}, indent=2, default=list))
+        click.echo(json.dumps({"path": st.path, "sha256": st.sha256, "strategy": st.resolved()}, indent=2, default=list))
     elif not options.is_quiet():
         click.echo(f"# {st.path}: valid ({len(st.transforms)} transforms, sha256 {st.sha256[:12]})")
-        click.echo(st.to_yaml(), nl=False)
+        click.echo(st.to_yaml(resolved=True), nl=False)

@@ -54,8 +54,16 @@ class Strategy:
     def section(self, name: str) -> dict:
         return self.config[name]
 
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(_plain(self.config), sort_keys=False, default_flow_style=None)
+    def resolved(self) -> dict:
+        """The config with every default filled in, inside the pipeline's entries too (each entry
+        as its transform's ``to_config``: loading it back builds the same transforms)."""
+        augment = {**self.config["augment"], "pipeline": [t.to_config() for t in self.transforms]}
+        return {**self.config, "augment": augment}
+
+    def to_yaml(self, resolved: bool = False) -> str:
+        """The config as YAML; ``resolved``: with the pipeline's entries in full (``resolved``)."""
+        return yaml.safe_dump(_plain(self.resolved() if resolved else self.config), sort_keys=False,
+                              default_flow_style=None)
 
 
 def _plain(value):
