@@ -23,7 +23,15 @@ class UsageError(AugcliError):
 
 
 class StrategyError(UsageError):
-    """A strategy file problem; the message already carries ``file:line: path:``."""
+    """A strategy file problem; the message already carries ``file:line: path:``. A file with
+    several mistakes gives one message per mistake in ``messages`` (``str`` is the first)."""
+
+    def __init__(self, message: str, messages: list[str] | None = None):
+        super().__init__(message)
+        self.messages = messages or [message]
+
+    def __reduce__(self):
+        return type(self), (str(self), self.messages)
 
 
 class DataError(AugcliError):
@@ -43,6 +51,26 @@ class SchemaError(ValueError):
     def __reduce__(self):
         # worker processes send exceptions back pickled; the default would call __init__(message)
         return type(self), (self.path, self.message)
+
+    @property
+    def each(self) -> list:
+        """The separate mistakes this error stands for (itself, or those of ``SchemaErrors``)."""
+        return [self]
+
+
+class SchemaErrors(SchemaError):
+    """Several independent mistakes found in one pass; reads as the first one where one is expected."""
+
+    def __init__(self, errors: list):
+        super().__init__(errors[0].path, errors[0].message)
+        self.errors = [e for err in errors for e in err.each]
+
+    def __reduce__(self):
+        return type(self), (self.errors,)
+
+    @property
+    def each(self) -> list:
+        return self.errors
 
 
 def format_path(path: tuple) -> str:

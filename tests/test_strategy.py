@@ -79,6 +79,26 @@ def test_off_as_yaml_writes_it_means_off(written):
         strategy_from_text(GOOD + "output: {format: no}\n", "s.yaml")
 
 
+def test_every_mistake_in_a_file_is_reported_in_file_order(tmp_path):
+    """Independent mistakes in several sections and pipeline entries: all of them, one message each,
+    in the order of their lines, from one load (and one line each on the command line, exit 2)."""
+    text = ("dataset: {source: digits}\naugment:\n  copies: -1\n  pipeline:\n    - hfilp\n"
+            "    - affine: {degrees: ten}\noutput: {format: zip}\nsplit: {vall: 0.2}\n")
+    with pytest.raises(StrategyError) as err:
+        strategy_from_text(text, "x.yaml")
+    lines = [m.split(":")[1] for m in err.value.messages]
+    assert lines == ["3", "5", "6", "7", "8"], err.value.messages
+    assert "augment.copies" in err.value.messages[0] and "did you mean 'hflip'" in err.value.messages[1]
+    assert "affine.degrees" in err.value.messages[2] and "output.format" in err.value.messages[3]
+    assert "split.vall" in err.value.messages[4]
+    assert str(err.value) == err.value.messages[0]  # read as one error, it is the first
+    from tests.helpers import invoke, write_strategy
+
+    res = invoke("validate", write_strategy(tmp_path / "s.yaml", text))
+    assert res.exit_code == 2 and len(res.stderr.splitlines()) == 5
+    assert all(line.startswith(f"augcli: error: {tmp_path / 's.yaml'}:") for line in res.stderr.splitlines())
+
+
 def test_missing_source_is_reported():
     with pytest.raises(StrategyError, match=r"x.yaml:2: dataset.source: missing required key"):
         strategy_from_text("seed: 1\ndataset: {}\n", "x.yaml")

@@ -106,6 +106,9 @@ MALFORMED = {
     "bad_merge": ("dataset: {<<: 5, source: digits}\n", 1),
     "bool_for_choice": ("dataset: {source: digits}\noutput: {format: off}\n", 2),  # no off among the formats
     "blank_key": ("' ': null\n", 1),  # found by test_random_documents: the path must not vanish
+    # found by test_random_edits once every pipeline entry was built: a number as a nested parameter name
+    "number_key_in_a_container": ("dataset: {source: digits}\naugment:\n  pipeline:\n    - one_of:\n"
+                                  "        transforms:\n          - elastic: {alpha: 2.0, sigma:,2}\n", 6),
 }
 
 ERROR = re.compile(r"^augcli: error: (?P<file>.+?):(?P<line>\d+): \S")
@@ -121,14 +124,19 @@ def _write(tmp_path: Path, content) -> Path:
 
 
 def _one_line_error(res, path: Path) -> int:
-    """Asserts the one-line ``file:line`` error contract; returns the line."""
+    """Asserts the error contract: one ``file:line`` line per mistake (a file with several mistakes
+    has several, in file order), exit 2; returns the first line's number."""
     assert res.exit_code == 2, (res.exit_code, res.output)
     assert "Traceback" not in res.output and "internal error" not in res.output, res.output
     lines = res.stderr.splitlines()
-    assert len(lines) == 1, res.stderr
-    match = ERROR.match(lines[0])
-    assert match and match["file"] == str(path), lines[0]
-    return int(match["line"])
+    assert lines, res.stderr
+    numbers = []
+    for line in lines:
+        match = ERROR.match(line)
+        assert match and match["file"] == str(path), line
+        numbers.append(int(match["line"]))
+    assert numbers == sorted(numbers), lines
+    return numbers[0]
 
 
 @pytest.mark.parametrize("name", sorted(MALFORMED))

@@ -110,7 +110,7 @@ class AugcliGroup(click.Group):
             failed.command = ctx.invoked_subcommand
             raise
         except AugcliError as err:
-            self._fail(ctx, str(err), err.exit_code)
+            self._fail(ctx, getattr(err, "messages", None) or str(err), err.exit_code)
         except KeyboardInterrupt:
             click.echo("augcli: interrupted", err=True)
             ctx.exit(130)
@@ -125,12 +125,15 @@ class AugcliGroup(click.Group):
             self._fail(ctx, f"internal error: {type(err).__name__}: {err}", EXIT_DATA)
 
     @staticmethod
-    def _fail(ctx: click.Context, message: str, code: int):
+    def _fail(ctx: click.Context, message: str | list[str], code: int):
+        """One line per message (a strategy with several mistakes has one each), then exit ``code``."""
+        messages = [message] if isinstance(message, str) else list(message)
         if ctx.meta.get(VERBOSE_KEY):
             traceback.print_exc(file=sys.stderr)
-        elif message.startswith("internal error"):
-            message += " (run with --verbose for the traceback)"
-        click.echo(f"augcli: error: {_one_line(message)}", err=True)
+        elif messages[0].startswith("internal error"):
+            messages[0] += " (run with --verbose for the traceback)"
+        for line in messages:
+            click.echo(f"augcli: error: {_one_line(line)}", err=True)
         ctx.exit(code)
 
 

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from augcli.errors import SchemaError
+from augcli.errors import SchemaError, SchemaErrors
 
 _MISSING = object()
 
@@ -273,22 +273,29 @@ class Mapping(Param):
 
 
 def validate_mapping(fields: dict, value: dict, path: tuple) -> dict:
-    """Validate ``value`` against ``fields``: unknown keys, missing required keys, then each field."""
+    """Validate ``value`` against ``fields``: unknown keys, missing required keys, then each field.
+    Every key is checked: several mistakes are raised together (``SchemaErrors``), in key order."""
+    errors = []
     for key in value:
         if key not in fields:
             hint = did_you_mean(key, list(fields))
             known = ", ".join(fields)
-            raise SchemaError(path + (key,), f"unknown key {_show(key)}{hint}; expected one of {known}")
+            errors.append(SchemaError(path + (key,), f"unknown key {_show(key)}{hint}; expected one of {known}"))
     out = {}
     for name, spec in fields.items():
-        if name in value:
-            out[name] = spec.validate(value[name], path + (name,))
-        elif isinstance(spec, Mapping):
-            out[name] = spec.validate({}, path + (name,))
-        elif spec.required:
-            raise SchemaError(path + (name,), f"missing required key {name!r}")
-        else:
-            out[name] = spec.default
+        try:
+            if name in value:
+                out[name] = spec.validate(value[name], path + (name,))
+            elif isinstance(spec, Mapping):
+                out[name] = spec.validate({}, path + (name,))
+            elif spec.required:
+                raise SchemaError(path + (name,), f"missing required key {name!r}")
+            else:
+                out[name] = spec.default
+        except SchemaError as err:
+            errors.append(err)
+    if errors:
+        raise errors[0] if len(errors) == 1 else SchemaErrors(errors)
     return out
 
 

@@ -316,17 +316,52 @@ def strategy_from_text(text: str, filename: str = "<strategy>", overrides: Seque
         opath, value = parse_override(expr)
         apply_override(data, opath, value, expr)
         overridden[opath] = expr
+    # function-level: the config layer imports nothing from the runtime; the pipeline entries are
+    # built (and so checked) against the transform registry only when a strategy is loaded
+    from augcli.transforms.registry import build, load_all
+
+    errors, config = [], None
     try:
         config = validate_mapping(SCHEMA, data, ())
-        # function-level: the config layer imports nothing from the runtime; the pipeline entries are
-        # built (and so checked) against the transform registry only when a strategy is loaded
-        from augcli.transforms.registry import build, load_all
-
-        transforms = [build(e, ("augment", "pipeline", i)) for i, e in enumerate(config["augment"]["pipeline"])]
-        check_rule_names(config["augment"]["rules"], load_all())  # the registry, even with no pipeline
     except SchemaError as err:
-        raise StrategyError(locate(err, filename, lines, overridden)) from None
+        errors += err.each
+    # the entries are built even when another section has a mistake: every mistake in one run
+    entries = config["augment"]["pipeline"] if config else _raw_pipeline(data)
+    transforms = []
+    for i, entry in enumerate(entries):
+        try:
+            transforms.append(build(entry, ("augment", "pipeline", i)))
+        except SchemaError as err:
+            errors += [e for e in err.each if not any(e.path == seen.path for seen in errors)]
+    if config and not errors:
+        try:
+            check_rule_names(config["augment"]["rules"], load_all())  # the registry, even with no pipeline
+        except SchemaError as err:
+            errors += err.each
+    if errors:
+        messages = [locate(e, filename, lines, overridden) for e in sorted(errors, key=lambda e: _line(e, lines))]
+        raise StrategyError(messages[0], messages) from None
     return Strategy(path=filename, config=config, transforms=transforms, lines=lines)
+
+
+def _raw_pipeline(data: dict) -> list:
+    """``augment.pipeline`` as validated alone, when the augment section did not validate as a whole
+    (empty if it has a mistake of its own: that one is reported already)."""
+    augment = data.get("augment")
+    if not isinstance(augment, dict) or "pipeline" not in augment:
+        return []
+    try:
+        return SCHEMA["augment"].fields["pipeline"].validate(augment["pipeline"], ("augment", "pipeline"))
+    except SchemaError:
+        return []
+
+
+def _line(err: SchemaError, lines: dict) -> int:
+    """The line ``err`` is reported at (for file order; 0 when none is known)."""
+    for cut in range(len(err.path), -1, -1):
+        if err.path[:cut] in lines:
+            return lines[err.path[:cut]]
+    return 0
 
 
 def locate(err: SchemaError, filename: str, lines: dict, overridden: dict) -> str:

@@ -80,6 +80,9 @@ def build(entry: Any, path: tuple = ()):
         return cls.from_config(config, path + (name,))
     if not isinstance(config, dict):
         raise SchemaError(path + (name,), f"expected a mapping of parameters, got {config!r}")
+    for key in config:
+        if not isinstance(key, str):  # YAML allows any key; only names can be parameters
+            raise SchemaError(path + (name,), f"expected parameter names, got the key {key!r}")
     try:
         return cls(**config)
     except SchemaError as err:
