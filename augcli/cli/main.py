@@ -18,6 +18,7 @@ import click
 from augcli import __version__
 from augcli.cli import evaluate, inspect, preview, run, search, transforms, validate
 from augcli.cli.options import QUIET_KEY, VERBOSE_KEY, warn
+from augcli.cli.progress import end_line
 from augcli.errors import EXIT_DATA, AugcliError
 
 # Commands whose standard output is the product itself, not a summary of files already written.
@@ -112,9 +113,11 @@ class AugcliGroup(click.Group):
         except AugcliError as err:
             self._fail(ctx, getattr(err, "messages", None) or str(err), err.exit_code)
         except KeyboardInterrupt:
+            end_line()
             click.echo("augcli: interrupted", err=True)
             ctx.exit(130)
         except Terminated:
+            end_line()
             click.echo("augcli: terminated", err=True)
             ctx.exit(143)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
@@ -132,6 +135,7 @@ class AugcliGroup(click.Group):
             traceback.print_exc(file=sys.stderr)
         elif messages[0].startswith("internal error"):
             messages[0] += " (run with --verbose for the traceback)"
+        end_line()
         for line in messages:
             click.echo(f"augcli: error: {_one_line(line)}", err=True)
         ctx.exit(code)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from augcli.cli.progress import end_line
+
 VERBOSE_KEY = "augcli.verbose"
 QUIET_KEY = "augcli.quiet"  # read by the CLI's warning printer (cli/main.py) and by ``is_quiet``
 
@@ -37,6 +39,7 @@ def is_quiet() -> bool:
 def warn(text: str) -> None:
     """One ``augcli: warning:`` line on stderr, none under ``-q``."""
     if not is_quiet():
+        end_line()
         click.echo(f"augcli: warning: {text}", err=True)
 
 

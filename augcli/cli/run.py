@@ -7,9 +7,10 @@ import json
 import click
 
 from augcli.cli import options
-from augcli.cli.progress import make_progress
+from augcli.cli.progress import end_line, make_progress, stage_printer
 from augcli.reporting.notes import IDENTICAL_WARN_SHARE, identical_notes, missing_class_notes, setup_notes
 from augcli.engine.runner import RunOptions, run as run_strategy
+from augcli.reporting.run_report import cleaning_line, loaded_line
 from augcli.config.strategy import load_strategy
 from augcli.errors import UsageError
 
@@ -34,10 +35,12 @@ from augcli.errors import UsageError
 @click.option("--dry-run", is_flag=True, help="Validate, load and plan; print counts; write nothing.")
 @options.overwrite
 @click.option("--strict", is_flag=True, help="Fail (exit 1) on the first unreadable image instead of skipping it.")
+@click.option("--progress", "show_progress", is_flag=True,
+              help="Progress bars and stage lines on stderr even when it is not a terminal (-q and --json stay silent).")
 @options.json_output
 @options.verbosity
 def run(strategy, out, fmt, shard_size, input_source, seed, overrides, batch_size, workers, engine, scheduler,
-        scheduler_file, resume, limit, dry_run, overwrite, strict, as_json):
+        scheduler_file, resume, limit, dry_run, overwrite, strict, show_progress, as_json):
     """Load, clean, split, augment and write the dataset described by STRATEGY."""
     extra = (f"output.format={fmt}",) if fmt else ()
     st = load_strategy(strategy, options.strategy_overrides(overrides, input_source, seed, extra))
@@ -47,8 +50,10 @@ def run(strategy, out, fmt, shard_size, input_source, seed, overrides, batch_siz
     opts = RunOptions(out=out, batch_size=batch_size, workers=workers, strict=strict, dry_run=dry_run,
                       overwrite=overwrite, limit=limit, shard_size=shard_size, engine=engine, scheduler=scheduler,
                       scheduler_file=scheduler_file, resume=resume,
-                      progress=make_progress(not quiet and not as_json))
+                      progress=make_progress(not quiet and not as_json, force=show_progress),
+                      stage=stage_printer(not quiet and not as_json, force=show_progress))
     report = run_strategy(st, opts)
+    end_line()  # the last bar's line, before the warnings and the summary
     if not as_json:  # worth knowing before training (--json: the report carries the counts)
         for note in identical_notes(report, IDENTICAL_WARN_SHARE):
             options.warn(note)
@@ -57,26 +62,23 @@ def run(strategy, out, fmt, shard_size, input_source, seed, overrides, batch_siz
     if as_json:
         click.echo(json.dumps(report, indent=2))
     elif not quiet:
-        click.echo(summary(report, dry_run))
+        click.echo(summary(report, dry_run, staged=opts.stage is not None))
     problem = report.get("plan", {}).get("output_problem")
     if problem:  # the plan is shown; the dry run then fails as the real run would (exit 2)
         raise UsageError(f"{problem} (the real run would stop here)")
 
 
-def summary(report: dict, dry_run: bool) -> str:
-    """A few lines for the terminal: what went in, what was skipped or removed, what came out."""
-    counts = report["counts"]
-    loaded = sum(counts["loaded"].values())
-    classes = len(report["dataset"]["classes"])
-    lines = [f"loaded {loaded} samples ({classes} class{'es' if classes != 1 else ''}) from {report['dataset']['source']}"]
-    if report["skipped"]["count"]:
-        reasons = ", ".join(f"{k}: {v}" for k, v in report["skipped"]["by_reason"].items())
-        lines.append(f"skipped {report['skipped']['count']} unreadable file(s) ({reasons})")
-    clean = report["clean"]
-    if clean["removed"] or clean["flagged"]:
-        lines.append(f"cleaning: {clean['removed']} removed, {clean['flagged']} flagged ({', '.join(clean['by_reason'])})")
-    split = ", ".join(f"{k} {sum(v.values())}" for k, v in counts["splits"].items())
-    lines.append(f"split: {split}")
+def summary(report: dict, dry_run: bool, staged: bool = False) -> str:
+    """A few lines for the terminal: what went in, what was skipped or removed, what came out
+    (without the stage lines when they were already shown as the stages ended: ``staged``)."""
+    counts, clean = report["counts"], report["clean"]
+    lines = [loaded_line(sum(counts["loaded"].values()), len(report["dataset"]["classes"]),
+                         report["dataset"]["source"], report["skipped"]["by_reason"])]
+    cleaning = cleaning_line(clean["removed"], clean["flagged"], clean["by_reason"])
+    lines += [cleaning] if cleaning else []
+    lines.append("split: " + ", ".join(f"{k} {sum(v.values())}" for k, v in counts["splits"].items()))
+    if staged:
+        lines = []
     if dry_run:
         plan = report["plan"]
         lines.append(f"dry run: would write {plan['total']} samples to {plan['output_dir']} "

@@ -185,13 +185,14 @@ def serial_map(function, tasks, job):
 
 
 def scan_folder(root, image_size, color_mode, strict: bool, max_pixels: int, extensions=None, limit=None,
-                follow_symlinks: bool = False, mapper=serial_map, cache_dir=None):
+                follow_symlinks: bool = False, mapper=serial_map, cache_dir=None, progress=None):
     """One decoding pass over a folder: (FolderSource, clean view of thumbnails, exact keys).
 
     The files are scanned in chunks of SCAN_CHUNK by ``mapper(scan_chunk, chunks, job)``, which may
     run them anywhere (worker processes, a Dask cluster) but yields the results in chunk order: the
     result is the same, byte for byte, whoever scanned the chunks. With ``cache_dir`` (a folder every
     chunk's process can write) the decoded images go to the source cache there, if it fits.
+    ``progress(label, total)`` gives a ``tick(files)`` called as each chunk comes back.
     """
     listing = list_folder(root, extensions, follow_symlinks)
     files = listing.files[:limit] if limit else listing.files
@@ -203,7 +204,9 @@ def scan_folder(root, image_size, color_mode, strict: bool, max_pixels: int, ext
     thumbs, keys, kept_files, stamps, positions, warned = [], [], [], [], [], []
     skipped = listing_skips(listing, strict)
     digest = hashlib.sha256()  # fed as the scan goes: the fingerprint costs no pass of its own
+    tick = progress("scan", len(files), "checking") if progress else (lambda n: None)
     for (lo, chunk), part in zip(chunks, mapper(scan_chunk, chunks, job)):
+        tick(len(chunk))
         skipped += part.skipped
         warned += part.warned
         if len(part.kept):
@@ -309,7 +312,8 @@ def _color_mode(ds: dict):
     return None if ds["color_mode"] == "auto" else ds["color_mode"]
 
 
-def open_source(strategy, strict: bool = False, limit: int | None = None, mapper=serial_map, cache_dir=None):
+def open_source(strategy, strict: bool = False, limit: int | None = None, mapper=serial_map, cache_dir=None,
+                progress=None):
     """The strategy's source: (Source, clean view Dataset, exact keys or None).
 
     Folders are streamed (see the module docstring), their chunks scanned by ``mapper`` (see
@@ -322,7 +326,8 @@ def open_source(strategy, strict: bool = False, limit: int | None = None, mapper
     if kind == "folder":
         return scan_folder(ds["source"], ds["image_size"], _color_mode(ds), strict,
                            ds["max_pixels"] or DEFAULT_MAX_PIXELS, limit=limit or ds["limit"],
-                           follow_symlinks=ds["follow_symlinks"], mapper=mapper, cache_dir=cache_dir)
+                           follow_symlinks=ds["follow_symlinks"], mapper=mapper, cache_dir=cache_dir,
+                           progress=progress)
     stamp = _stamp(ds["source"]) if kind == "npz" else None  # before loading: a later write shows in the arrays
     data = load_dataset(strategy, strict, limit)
     return ArraySource(data, kind, stamp), data, None

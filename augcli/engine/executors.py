@@ -140,9 +140,14 @@ def execute(specs: list[ShardSpec], source, pipeline, writer: Format, folder: Pa
     reused = sum(r is not None for r in results)
     pending = [i for i, r in enumerate(results) if r is None]
     todo = [specs[i] for i in pending]
+    tick = progress or (lambda n: None)
+    tick(sum(r.outputs for r in results if r is not None))  # reused shards count as done
+    per_shard = tick
     if engine.engine == "local" and (engine.workers == 1 or len(todo) <= 1):
-        # one shard (or one worker): parallelism, if any, goes inside the shard, over batches
-        stream = (run_shard(s, source, pipeline, writer, folder, batch_size, engine.workers) for s in todo)
+        # one shard (or one worker): parallelism, if any, goes inside the shard, over batches; the
+        # progress ticks with every batch
+        stream = (run_shard(s, source, pipeline, writer, folder, batch_size, engine.workers, tick) for s in todo)
+        per_shard = lambda n: None  # noqa: E731
     else:
         job = dict(source=source, pipeline=pipeline, writer=writer, folder=Path(folder).resolve(), batch_size=batch_size)
         stream = engine.map(shard_job, todo, job, "shard")
@@ -150,8 +155,7 @@ def execute(specs: list[ShardSpec], source, pipeline, writer: Format, folder: Pa
         for i, result in zip(pending, stream):
             log.record(result)
             results[i] = result
-            if progress:
-                progress(result.outputs)
+            per_shard(result.outputs)
     finally:  # on an interrupt or error: stop the workers now, before the caller deletes ``folder``
         stream.close()
     return results, reused

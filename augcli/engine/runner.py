@@ -45,6 +45,7 @@ class RunOptions:
     scheduler_file: str | None = None
     resume: bool = False              # keep the partial output on an interrupt, to resume it later
     progress: Callable[[str, int], Callable[[int], None]] | None = None  # (label, total) -> tick
+    stage: Callable[[str], None] | None = None  # says a stage's result as the stage ends (loaded, cleaning, split)
 
 
 @dataclass(frozen=True)
@@ -179,11 +180,15 @@ def _prepare(strategy: Strategy, options: RunOptions, timer, engine: Engine, cac
     folder's first pass runs on ``engine``, like the shards, and fills the source cache in ``cache_dir``."""
     with timer("load"):
         source, loaded, keys = open_source(strategy, options.strict, options.limit, cache_dir=cache_dir,
-                                           mapper=lambda function, chunks, job: engine.map(function, chunks, job, "scan"))
+                                           mapper=lambda function, chunks, job: engine.map(function, chunks, job, "scan"),
+                                           progress=options.progress)
     with timer("clean"):
         cleaned, removed = clean_dataset(strategy, loaded, keys)
     with timer("split"):
         splits, leaks = split_clean(strategy, cleaned)
+    if options.stage:  # before the augmentation, which is most of a run's time
+        for line in reporting.stage_lines(loaded, removed + leaks, splits, strategy.section("dataset")["source"]):
+            options.stage(line)
     release_free_memory()  # the scan and cleaning temporaries are gone; give their pages back
     pipeline = build_pipeline(strategy, cleaned.class_names)
     check_image_size(strategy, pipeline, source.image_shape, splits.get("train"))
@@ -255,7 +260,7 @@ def _write_output(strategy: Strategy, options: RunOptions, data: Prepared, plan:
     with folder as tmp:
         with timer("augment"):
             total = sum(outputs_per_split(specs).values())
-            tick = options.progress("augment", total) if options.progress else None
+            tick = options.progress("augment", total, "writing") if options.progress else None
             results, resumed = execute(specs, data.source, data.pipeline, writer, tmp, batch_size=batch_size,
                                        engine=engine, progress=tick)
             if listed is not specs:

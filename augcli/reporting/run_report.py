@@ -69,6 +69,30 @@ def _by_reason(records: list[dict]) -> dict[str, int]:
     return out
 
 
+def loaded_line(samples: int, classes: int, source, skipped: dict) -> str:
+    """``loaded N samples (K classes) from SOURCE``, and the unreadable files by reason if any."""
+    line = f"loaded {samples} samples ({classes} class{'es' if classes != 1 else ''}) from {source}"
+    if skipped:
+        reasons = ", ".join(f"{k}: {v}" for k, v in skipped.items())
+        line += f"\nskipped {sum(skipped.values())} unreadable file(s) ({reasons})"
+    return line
+
+
+def cleaning_line(removed: int, flagged: int, reasons) -> str | None:
+    """``cleaning: R removed, F flagged (reasons)``, or None when cleaning found nothing."""
+    return f"cleaning: {removed} removed, {flagged} flagged ({', '.join(reasons)})" if removed or flagged else None
+
+
+def stage_lines(loaded, removed: list[dict], splits: dict, source) -> list[str]:
+    """What the loading, cleaning and split stages found, as ``augcli run`` says it."""
+    lines = [loaded_line(len(loaded), len(loaded.class_names), source, _by_reason(
+        [{"reason": s.reason} for s in loaded.skipped]))]
+    cleaning = cleaning_line(sum(r.get("action") == "dropped" for r in removed),
+                             sum(r.get("action") == "flagged" for r in removed), _by_reason(removed))
+    return lines + ([cleaning] if cleaning else []) + [
+        "split: " + ", ".join(f"{name} {len(part)}" for name, part in splits.items())]
+
+
 def class_balance(counts: dict) -> dict:
     """Counts per class and the imbalance ratio (largest / smallest non-empty class)."""
     sizes = [v for v in counts.values() if v > 0]
