@@ -376,3 +376,48 @@ def test_a_relative_source_that_is_not_there_says_where_it_was_looked_up(tmp_pat
     with pytest.raises(DataError) as err:
         load_source(source)
     assert str(err.value).startswith(f"{source}: {what} (relative to the current folder {tmp_path});")
+
+
+def test_fit_size_stretches_crops_or_pads():
+    """crop keeps the centre at the aspect ratio, pad fits the whole image on black, stretch fills."""
+    from PIL import Image
+
+    from augcli.datasets.folder import fit_size
+
+    wide = np.zeros((40, 80, 3), np.uint8)
+    wide[:, 20:60] = 200  # a bright centre square between dark sides
+    pil = Image.fromarray(wide)
+    crop = np.asarray(fit_size(pil, (20, 20), "crop"))
+    pad = np.asarray(fit_size(pil, (20, 20), "pad"))
+    stretch = np.asarray(fit_size(pil, (20, 20), "stretch"))
+    assert crop.shape == pad.shape == stretch.shape == (20, 20, 3)
+    assert crop.min() >= 150  # only the bright centre is left
+    assert (pad[:4] == 0).all() and (pad[-4:] == 0).all() and pad[10, 10, 0] == 200  # black bars above and below
+    assert stretch[10, 0, 0] == 0 and stretch[10, 10, 0] == 200  # the dark sides squeezed in
+
+
+@pytest.mark.parametrize("resize", ["stretch", "crop", "pad"])
+def test_mixed_sizes_are_noted_unless_a_size_is_set(tmp_path, photo, resize):
+    from PIL import Image
+
+    from tests.helpers import invoke, write_strategy
+
+    for i, (h, w) in enumerate([(30, 30), (30, 50), (40, 30), (30, 30)]):
+        path = tmp_path / "imgs" / f"c{i % 2}" / f"{i}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.ascontiguousarray(photo[i * 40:i * 40 + h, i * 50:i * 50 + w])).save(path)
+    auto = write_strategy(tmp_path / "auto.yaml", f"dataset: {{source: '{tmp_path / 'imgs'}', resize: {resize}}}\n"
+                                                  "augment: {copies: 1, pipeline: [{hflip: {p: 1}}]}\nclean: {exact_duplicates: off}\n")
+    res = invoke("run", auto, "--out", tmp_path / "auto")
+    done = {"stretch": "stretched", "crop": "cropped", "pad": "padded"}[resize]
+    assert res.exit_code == 0, res.output
+    assert f"warning: 2 of 4 images differ in size from the first and were {done} to 30x30" in res.stderr
+    assert "(e.g. c0/2.png: 40x30 -> 30x30)" in res.stderr  # the first in listing order
+    assert "were " + done in (tmp_path / "auto" / "report.md").read_text()
+    sized = write_strategy(tmp_path / "sized.yaml", f"dataset: {{source: '{tmp_path / 'imgs'}', image_size: 24, "
+                                                    f"resize: {resize}}}\naugment: {{copies: 1, pipeline: [{{hflip: {{p: 1}}}}]}}\n"
+                                                    "clean: {exact_duplicates: off}\n")
+    res = invoke("run", sized, "--out", tmp_path / "sized")
+    assert res.exit_code == 0 and "differ in size" not in res.stderr
+    data = np.load(tmp_path / "sized" / "train.npz")
+    assert data["images"].shape[1:] == (24, 24, 3)

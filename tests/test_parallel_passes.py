@@ -66,7 +66,10 @@ def test_scan_in_worker_processes_matches_the_serial_scan(tmp_path, monkeypatch)
     assert source.fingerprint() == serial_source.fingerprint()
     assert np.array_equal(keys, serial_keys) and np.array_equal(view.images, serial_view.images)
     assert view.skipped == serial_view.skipped and len(view.skipped) == 2
-    assert view.warnings == serial_view.warnings and len(view.warnings) == 1
+    assert view.warnings == serial_view.warnings
+    others = [w for w in view.warnings if w.reason != "resized"]  # the 24x24 crops stretched to 28x28
+    resized = {w.detail for w in view.warnings if w.reason == "resized"}
+    assert len(others) == 1 and resized == {"24x24 -> 28x28 (stretch)"} and len(view.warnings) > 40
 
 
 def test_strict_scan_in_workers_fails_on_the_first_bad_file(tmp_path, monkeypatch):

@@ -182,6 +182,7 @@ SCHEMA: dict[str, Param] = {
         "kind": Choice("auto", ("auto", "digits", "folder", "npz"), doc="source kind; auto infers it"),
         "image_size": Size(None, nullable=True, doc="bring every image to [height, width] (folders: default = first image's size)"),
         "color_mode": Choice("auto", ("auto", "gray", "rgb"), doc="channels of the loaded images (auto: digits gray, folders rgb, npz as stored)"),
+        "resize": Choice("stretch", ("stretch", "crop", "pad"), doc="folders: how an image of another size reaches image_size (or the first image's): stretch (aspect ratio lost), crop (scaled to cover, centre kept) or pad (scaled to fit, black borders)"),
         "limit": Int(None, 1, nullable=True, doc="use only the first N samples (quick trials)"),
         "max_pixels": Int(89_478_485, 1, doc="images with more pixels are skipped as too_large (decompression-bomb guard)"),
         "follow_symlinks": Bool(False, doc="read symbolic links that lead outside the source folder"),

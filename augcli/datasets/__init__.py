@@ -17,7 +17,7 @@ _LOADERS = {"digits": load_digits, "folder": load_folder, "npz": load_npz}
 # to some loader but meaningless for this one (e.g. strict for digits) are dropped, unknown ones fail.
 _OPTIONS = {
     "digits": {"image_size", "color_mode"},
-    "folder": {"image_size", "color_mode", "strict", "extensions", "max_pixels", "follow_symlinks"},
+    "folder": {"image_size", "color_mode", "strict", "extensions", "max_pixels", "follow_symlinks", "resize"},
     "npz": {"image_size", "color_mode", "images_key", "labels_key", "ids_key", "class_names_key"},
 }
 _ALL_OPTIONS = set().union(*_OPTIONS.values())

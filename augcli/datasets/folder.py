@@ -71,6 +71,7 @@ def load_folder(
     extensions=None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     follow_symlinks: bool = False,
+    resize: str = "stretch",
 ) -> Dataset:
     """Load ``root/<class>/...`` images as uint8 (N, h, w, C), C = 1 ("gray") or 3 ("rgb").
 
@@ -86,8 +87,10 @@ def load_folder(
     color_mode = check_color_mode(color_mode)
     listing = list_folder(root, extensions, follow_symlinks)
     listed = listing_skips(listing, strict)
+    if resize not in RESIZE_MODES:
+        raise ValueError(f"resize must be one of {', '.join(RESIZE_MODES)}, got {resize!r}")
     images, kept, skipped, warned, _ = decode_files(
-        listing.files, check_image_size(image_size), color_mode, max_pixels, strict
+        listing.files, check_image_size(image_size), color_mode, max_pixels, strict, resize, image_size is None
     )
     skipped = listed + skipped
     if not len(kept):
@@ -181,11 +184,17 @@ def _inside(path: Path, real_root: Path) -> bool:
         return True
 
 
-def decode_files(files: list, size, color_mode: str, max_pixels: int = DEFAULT_MAX_PIXELS, strict: bool = False):
+RESIZE_MODES = ("stretch", "crop", "pad")
+
+
+def decode_files(files: list, size, color_mode: str, max_pixels: int = DEFAULT_MAX_PIXELS, strict: bool = False,
+                 resize: str = "stretch", note_resized: bool = False):
     """Decode ``files`` ((id, path, label) triples) into uint8 (k, h, w, C).
 
     Returns (images, kept positions in ``files``, skipped, warnings, size); ``size`` None means the
-    first readable image's size, which is returned so later chunks can use the same one.
+    first readable image's size, which is returned so later chunks can use the same one. An image of
+    another size is brought to ``size`` by ``resize`` (``fit_size``); with ``note_resized`` (no size
+    was configured) each such file gets a "resized" warning.
     """
     images = None
     kept, skipped, warned = [], [], []
@@ -207,7 +216,9 @@ def decode_files(files: list, size, color_mode: str, max_pixels: int = DEFAULT_M
         if images is None:
             images = np.empty((len(files), size[0], size[1], 1 if color_mode == "gray" else 3), np.uint8)
         if (pil.height, pil.width) != size:
-            pil = pil.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+            if note_resized:
+                warned.append(Skipped(rel, "resized", f"{pil.height}x{pil.width} -> {size[0]}x{size[1]} ({resize})"))
+            pil = fit_size(pil, size, resize)
         images[len(kept)] = np.asarray(pil).reshape(images.shape[1:])
         kept.append(pos)
     if images is None:
@@ -216,6 +227,17 @@ def decode_files(files: list, size, color_mode: str, max_pixels: int = DEFAULT_M
     elif len(kept) < len(files):
         images = images[: len(kept)].copy()
     return images, np.asarray(kept, dtype=np.int64), skipped, warned, size
+
+
+def fit_size(pil: Image.Image, size: tuple, resize: str) -> Image.Image:
+    """``pil`` at (h, w) = ``size``: ``stretch`` (to the size, aspect ratio lost), ``crop`` (scaled to
+    cover it, the centre kept) or ``pad`` (scaled to fit inside it, centred on black)."""
+    box = (size[1], size[0])
+    if resize == "crop":
+        return ImageOps.fit(pil, box, Image.Resampling.BILINEAR)
+    if resize == "pad":
+        return ImageOps.pad(pil, box, Image.Resampling.BILINEAR, color=0)
+    return pil.resize(box, Image.Resampling.BILINEAR)
 
 
 def _normalise_extensions(extensions) -> tuple:

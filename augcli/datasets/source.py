@@ -110,6 +110,7 @@ class FolderSource(Source):
     cache: str | None = None             # the source cache's file (see the module docstring), if any
     positions: np.ndarray | None = None  # each row's place in the cache
     cache_rows: int = 0
+    resize: str = "stretch"              # how other sizes are brought to ``size`` (folder.fit_size)
 
     def __post_init__(self):
         self.ids = np.asarray([f[0] for f in self.files])
@@ -120,7 +121,8 @@ class FolderSource(Source):
         if self.cache is not None:
             pixels = np.memmap(self.cache, np.uint8, "r", shape=(self.cache_rows, *self.image_shape))
             return np.asarray(pixels)[self.positions[np.asarray(rows)]]  # one copy, out of the page cache
-        images, kept, skipped, _, _ = decode_files([self.files[r] for r in rows], self.size, self.color_mode, self.max_pixels)
+        images, kept, skipped, _, _ = decode_files([self.files[r] for r in rows], self.size, self.color_mode, self.max_pixels,
+                                                   resize=self.resize)
         if skipped:  # the file changed since the scan
             first = skipped[0]
             raise DataError(f"{first.id}: {first.reason} on the second read ({first.detail}); was the folder modified during the run?")
@@ -185,7 +187,7 @@ def serial_map(function, tasks, job):
 
 
 def scan_folder(root, image_size, color_mode, strict: bool, max_pixels: int, extensions=None, limit=None,
-                follow_symlinks: bool = False, mapper=serial_map, cache_dir=None, progress=None):
+                follow_symlinks: bool = False, mapper=serial_map, cache_dir=None, progress=None, resize="stretch"):
     """One decoding pass over a folder: (FolderSource, clean view of thumbnails, exact keys).
 
     The files are scanned in chunks of SCAN_CHUNK by ``mapper(scan_chunk, chunks, job)``, which may
@@ -199,7 +201,8 @@ def scan_folder(root, image_size, color_mode, strict: bool, max_pixels: int, ext
     color_mode = color_mode or "rgb"
     size = image_size if image_size is not None else _first_size(files, color_mode, max_pixels, strict)
     chunks = [(lo, files[lo:lo + SCAN_CHUNK]) for lo in range(0, len(files), SCAN_CHUNK)]
-    job = {"size": size, "color_mode": color_mode, "max_pixels": max_pixels, "strict": strict,
+    job = {"size": size, "color_mode": color_mode, "max_pixels": max_pixels, "strict": strict, "resize": resize,
+           "note_resized": image_size is None,
            "cache": _new_cache(cache_dir, len(files), size, color_mode)}
     thumbs, keys, kept_files, stamps, positions, warned = [], [], [], [], [], []
     skipped = listing_skips(listing, strict)
@@ -223,7 +226,7 @@ def scan_folder(root, image_size, color_mode, strict: bool, max_pixels: int, ext
     keys = np.concatenate(keys)
     cache = job["cache"] or {}
     source = FolderSource(kept_files, tuple(size), color_mode, max_pixels, listing.class_names, keys, digest.hexdigest(),
-                          np.concatenate(stamps), cache.get("path"), np.concatenate(positions), len(files))
+                          np.concatenate(stamps), cache.get("path"), np.concatenate(positions), len(files), resize)
     view = Dataset(np.concatenate(thumbs), source.labels, source.ids, listing.class_names, str(listing.root), skipped, warned)
     return source, view, keys
 
@@ -274,7 +277,7 @@ def scan_chunk(task: tuple, job: dict) -> ScannedChunk:
     lo, chunk = task
     stamps = [_stamp(f[1]) for f in chunk]  # before decoding: a write after it changes the next run's stamp
     images, kept, skipped, warned, _ = decode_files(chunk, job["size"], job["color_mode"], job["max_pixels"],
-                                                    job["strict"])
+                                                    job["strict"], job["resize"], job["note_resized"])
     if not len(kept):
         return ScannedChunk(kept, skipped, warned, images, np.empty((0, 16), np.uint8), b"", np.empty((0, 2), np.int64))
     cache = job.get("cache")
@@ -295,7 +298,7 @@ def load_dataset(strategy, strict: bool = False, limit: int | None = None) -> Da
     ds = strategy.section("dataset")
     keys = ds["npz_keys"]
     data = load_source(ds["source"], kind=ds["kind"], image_size=ds["image_size"], color_mode=_color_mode(ds),
-                       strict=strict, max_pixels=ds["max_pixels"], follow_symlinks=ds["follow_symlinks"],
+                       strict=strict, max_pixels=ds["max_pixels"], follow_symlinks=ds["follow_symlinks"], resize=ds["resize"],
                        images_key=keys["images"], labels_key=keys["labels"], ids_key=keys["ids"],
                        class_names_key=keys["class_names"])
     limit = limit or ds["limit"]
@@ -327,7 +330,7 @@ def open_source(strategy, strict: bool = False, limit: int | None = None, mapper
         return scan_folder(ds["source"], ds["image_size"], _color_mode(ds), strict,
                            ds["max_pixels"] or DEFAULT_MAX_PIXELS, limit=limit or ds["limit"],
                            follow_symlinks=ds["follow_symlinks"], mapper=mapper, cache_dir=cache_dir,
-                           progress=progress)
+                           progress=progress, resize=ds["resize"])
     stamp = _stamp(ds["source"]) if kind == "npz" else None  # before loading: a later write shows in the arrays
     data = load_dataset(strategy, strict, limit)
     return ArraySource(data, kind, stamp), data, None

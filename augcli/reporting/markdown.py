@@ -32,9 +32,10 @@ def cleaning_section(report: dict, limit: int = 50) -> list[str]:
         if sk["count"] > limit:
             out.append(f"| … | {sk['count'] - limit} more in the JSON report | |")
         out.append("")
-    if report.get("warnings"):
-        out += [f"{len(report['warnings'])} file(s) loaded but worth a look:", "", "| file | reason | detail |", "|---|---|---|"]
-        out += [f"| `{cell(w['id'])}` | {w['reason']} | {cell(w['detail'])} |" for w in report["warnings"][:limit]]
+    warned = [w for w in report.get("warnings", []) if w["reason"] != "resized"]  # resized: one note (setup_notes)
+    if warned:
+        out += [f"{len(warned)} file(s) loaded but worth a look:", "", "| file | reason | detail |", "|---|---|---|"]
+        out += [f"| `{cell(w['id'])}` | {w['reason']} | {cell(w['detail'])} |" for w in warned[:limit]]
         out.append("")
     cl = report["clean"]
     if cl["records"]:

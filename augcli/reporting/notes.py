@@ -24,6 +24,15 @@ def setup_notes(report: dict) -> list[str]:
     if len(classes) == 1:
         notes.append(f"the dataset has one class ({classes[0]!r}): a classifier needs two or more (a folder source "
                      "needs one sub-folder per class)")
+    resized = [w for w in report.get("warnings", []) if w["reason"] == "resized"]
+    if resized:
+        size = report.get("dataset", {}).get("image_shape", ["?", "?"])
+        mode = resized[0]["detail"].rsplit("(", 1)[-1].rstrip(")")
+        loaded = sum(report.get("counts", {}).get("loaded", {}).values())
+        done = {"stretch": "stretched", "crop": "cropped", "pad": "padded"}.get(mode, mode)
+        notes.append(f"{len(resized):,} of {loaded:,} images differ in size from the first and were {done} to "
+                     f"{size[0]}x{size[1]} (e.g. {resized[0]['id']}: {resized[0]['detail'].split(' (')[0]}); set "
+                     "dataset.image_size, and dataset.resize: stretch, crop or pad, to choose")
     transforms = report.get("transforms", {})
     if not transforms.get("pipeline") and transforms.get("augmented_samples"):
         notes.append(f"augment.pipeline is empty, so the {transforms['augmented_samples']:,} augmented copies are their "
