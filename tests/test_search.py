@@ -146,7 +146,7 @@ def test_search_never_reads_the_test_split(digits_images, tmp_path):
     clean, dirty = (r["repeats"][0] for r in reports)
     assert dirty["trials"] == clean["trials"] and dirty["candidates"] == clean["candidates"]
     assert dirty["chosen"] == clean["chosen"] and dirty["entries"] == clean["entries"]
-    body = [re.sub(r"^#.*\n|source: .*", "", r["tuned"]["yaml"], flags=re.M) for r in reports]
+    body = [re.sub(r"^#.*\n|source: .*|data/out/\w+-tuned", "", r["tuned"]["yaml"], flags=re.M) for r in reports]
     assert body[0] == body[1]
     assert dirty["arms"]["original"]["accuracy"] < clean["arms"]["original"]["accuracy"] - 0.3  # the poison was real
 
@@ -220,7 +220,9 @@ def test_cli_outputs_are_deterministic_and_independent_of_jobs(digits_images, tm
     assert a["repeats"][1]["trials"] == b["repeats"][1]["trials"] and a["results"] == b["results"]
     text = (tmp_path / "a" / "tuned.yaml").read_text()
     assert re.search(r"^# Tuned by augcli search: method grid, model knn, seed 4", text, re.M)
-    assert load_strategy(tmp_path / "a" / "tuned.yaml").section("augment")["pipeline"] == a["tuned"]["entries"]
+    tuned = load_strategy(tmp_path / "a" / "tuned.yaml")
+    assert tuned.section("augment")["pipeline"] == a["tuned"]["entries"]
+    assert tuned.section("output")["dir"] == "data/out/s-tuned"  # the input's default output, + "-tuned"
     again = invoke(*base, "-o", tmp_path / "a")
     assert again.exit_code == 2 and "--overwrite" in again.output
 
@@ -378,3 +380,16 @@ def test_an_adaptive_policy_writes_an_adaptive_section_the_strategy_accepts(digi
     loaded = strategy_from_text(tuned_yaml(st, report, block), str(tmp_path / "t.yaml"))
     assert loaded.section("adaptive") == {**block, "enabled": True}
     assert adaptive_block({**report, "protocol": {**report["protocol"], "method": "grid"}}) is None
+
+
+def test_a_tuned_policy_below_the_input_is_warned_about():
+    from augcli.policy_search.report import below_input_note
+
+    def report(mean):
+        acc = {"mean": mean, "ci": [mean - 0.01, mean + 0.01]}  # fractions: shown in percentage points
+        return {"results": [{"comparisons": [{"treatment": "tuned", "baseline": "input", "accuracy": acc,
+                                               "verdict": "no clear difference"}]}]}
+
+    note = below_input_note(report(-0.008))
+    assert note.startswith("the tuned policy scored -0.80 [-1.80, +0.20] pp against the input strategy")
+    assert "no clear difference" in note and below_input_note(report(0.004)) is None

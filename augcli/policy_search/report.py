@@ -134,12 +134,25 @@ def _diff_line(row: dict, treatment: str, baseline: str) -> str:
 TUNED_SIGNATURE = b"# Tuned by augcli search:"
 
 
+def below_input_note(report: dict) -> str | None:
+    """A warning when the kept policy scored below the input strategy on the held-out test split."""
+    row = report["results"][0]
+    c = next((c for c in row["comparisons"] if c["treatment"] == "tuned" and c["baseline"] == "input"), None)
+    if c is None or c["accuracy"]["mean"] >= 0:
+        return None
+    return (f"the tuned policy scored {diff_text(c['accuracy'])} pp against the input strategy on the held-out test "
+            f"split ({c['verdict']}); the input strategy may be the better one to keep")
+
+
 def tuned_yaml(strategy, report: dict, adaptive: dict | None = None) -> str:
     """The tuned strategy: the input strategy (resolved) with repeat 0's policy as its pipeline."""
     config = copy.deepcopy(strategy.config)
     config["augment"]["pipeline"] = report["tuned"]["entries"]
     config["augment"]["copies"] = report["protocol"]["tuned_copies"]
-    config["output"]["dir"] = None  # data/out/<name of the tuned file>, not the input's folder
+    # the input's output folder (its configured one, or data/out/<its name>) + "-tuned": never the
+    # input's own output, and not a generic data/out/tuned for every tuned strategy
+    base = strategy.section("output")["dir"] or f"data/out/{strategy.name}"
+    config["output"]["dir"] = f"{str(base).rstrip('/')}-tuned"
     if adaptive is not None:
         config["adaptive"] = adaptive
     p, row = report["protocol"], report["results"][0]
