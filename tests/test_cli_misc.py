@@ -166,3 +166,23 @@ def test_bare_augcli_prints_the_usual_help():
     assert bare.returncode == 0 and bare.stderr == ""
     assert bare.stdout == asked.stdout and bare.stdout.startswith("Usage: augcli [OPTIONS] COMMAND")
     assert "\n  run " in bare.stdout and "\\n" not in bare.stdout
+
+
+def test_per_transform_preview_shows_a_textured_sample_and_full_names(digits_images):
+    """A flat sample hides flips and crops: the most textured one is shown; long transform names are
+    written whole (the margin is as wide as the longest)."""
+    import numpy as np
+    from PIL import ImageDraw
+
+    from augcli.datasets.base import Dataset
+    from augcli.pipeline import Pipeline
+    from augcli.reporting.preview import _stack_rows, most_textured, preview_grid
+
+    images = np.full((3, 16, 16, 1), 120, np.uint8)
+    images[2, ::2] = 0  # stripes: the only texture
+    data = Dataset(images, np.array([0, 1, 0]), np.array(["flat0", "flat1", "striped"]), ["a", "b"])
+    assert most_textured(data).tolist() == [2]
+    grid = preview_grid(data.subset(np.array([0])), Pipeline.from_config(["hflip"], seed=0), 1, 2)
+    names = ["random_resized_crop", "pipeline"]
+    stacked = _stack_rows([grid, grid], names)
+    assert stacked.width >= grid.width - 56 + ImageDraw.Draw(stacked).textlength("random_resized_crop")

@@ -80,10 +80,21 @@ def preview_grid(dataset: Dataset, pipeline: Pipeline, rows: int = 8, copies: in
     return image
 
 
+def most_textured(dataset: Dataset, candidates: int = 64) -> np.ndarray:
+    """The row, among the first ``candidates`` of ``pick_rows``, with the most texture (mean absolute
+    luma step to the next pixel, across and down): flips, crops and blurs show on it, where a patch
+    of sky would look the same before and after."""
+    idx = pick_rows(dataset, min(len(dataset), candidates))
+    luma = dataset.images[idx].astype(np.float32).mean(axis=-1)
+    texture = np.abs(np.diff(luma, axis=1)).mean(axis=(1, 2)) + np.abs(np.diff(luma, axis=2)).mean(axis=(1, 2))
+    return idx[[int(np.argmax(texture))]]
+
+
 def per_transform_grid(dataset: Dataset, pipeline: Pipeline, copies: int = 6) -> Image.Image:
-    """One row per top-level transform (forced to fire, p=1) on the same original, so each
-    transform's effect can be judged alone; the last row is the whole pipeline."""
-    sample = dataset.subset(pick_rows(dataset, 1))
+    """One row per top-level transform (forced to fire, p=1) on the same original, the most textured
+    one (``most_textured``), so each transform's effect can be judged alone; the last row is the
+    whole pipeline. Rows are named in full in a margin as wide as the longest name."""
+    sample = dataset.subset(most_textured(dataset))
     rows, names = [], []
     for t in pipeline.transforms:
         if t.uses_labels or t.changes_shape:
@@ -99,14 +110,15 @@ def per_transform_grid(dataset: Dataset, pipeline: Pipeline, copies: int = 6) ->
 
 
 def _stack_rows(grids: list[Image.Image], names: list[str]) -> Image.Image:
-    width = max(g.width for g in grids)
+    draw = ImageDraw.Draw(grids[0])
+    margin = 8 + max(int(draw.textlength(name)) for name in names)  # full names, however long
+    width = margin + max(g.width for g in grids) - _LABEL_W
     height = sum(g.height for g in grids)
     canvas = Image.new("RGB", (width, height), (255, 255, 255))
     y = 0
     draw = ImageDraw.Draw(canvas)
     for grid, name in zip(grids, names):
-        canvas.paste(grid, (0, y))
-        draw.rectangle((0, y + _HEADER_H, _LABEL_W - 2, y + grid.height), fill=(255, 255, 255))
-        draw.text((2, y + _HEADER_H + 4), name[:9], fill=(0, 0, 0))
+        canvas.paste(grid.crop((_LABEL_W, 0, grid.width, grid.height)), (margin, y))  # the class label gives way
+        draw.text((2, y + _HEADER_H + 4), name, fill=(0, 0, 0))
         y += grid.height
     return canvas
