@@ -253,3 +253,19 @@ def test_existing_output_needs_overwrite(tmp_path):
     assert _evaluate(strategy, out, "--model", "knn", "--overwrite", "-q").exit_code == 0
     assert _evaluate(strategy, out, "--model", "knn", "--overwrite", "-q").exit_code == 0
     assert (out / "evaluate.md").exists()
+
+
+def test_few_repeats_are_warned_about_and_intervals_are_labelled(tmp_path):
+    """2 repeats: a warning that the intervals are too wide to decide on; the console says what
+    '±' means; the plotted band never leaves [0, 100] %."""
+    from augcli.evaluation.plots import _values
+
+    strategy = write_strategy(tmp_path / "tiny.yaml", TINY)
+    res = _evaluate(strategy, tmp_path / "few", "--model", "knn", "--repeats", 2)
+    assert res.exit_code == 0, res.output
+    assert "warning: with 2 repeats the 95 % intervals are wide" in res.stderr
+    assert res.stdout.startswith("test accuracy (%) as mean ± half-width of its 95 % CI over 2 repeats")
+    rows = [{"arms": {"a": {"accuracy": {"mean": 0.95, "ci": [0.7, 1.2]}}}}]
+    assert _values(rows, "a", "high").tolist() == [100.0] and _values(rows, "a", "low").tolist() == [70.0]
+    many = _evaluate(strategy, tmp_path / "many", "--model", "knn", "--repeats", 5)
+    assert many.exit_code == 0 and "warning" not in many.stderr

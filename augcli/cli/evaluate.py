@@ -56,6 +56,10 @@ def evaluate(strategy, models, fractions, repeats, jobs, online, epochs, pca, fa
     report = run_evaluation(st, settings, out=out, overwrite=overwrite, limit=limit, min_gain=min_gain,
                             fail_if_worse=fail_if_worse, overrides=exprs,
                             progress=progress_tick(not quiet and not as_json, "evaluate", total, "tasks"))
+    if repeats < FEW_REPEATS and not as_json:  # (--json: the report's protocol carries the repeats)
+        options.warn(f"with {repeats} repeat{'s' if repeats > 1 else ''} the 95 % intervals are wide and the verdicts "
+                     f"weak (the t factor of a 95 % interval is 12.7 for 2 repeats, 2.26 for 10); use --repeats "
+                     f"{FEW_REPEATS * 2} or more to decide")
     if as_json:
         click.echo(json.dumps(report, indent=2))
     elif not quiet:
@@ -63,9 +67,14 @@ def evaluate(strategy, models, fractions, repeats, jobs, online, epochs, pca, fa
     check_gate(report)
 
 
+# Below this many repeats evaluate says its intervals are too wide to decide on.
+FEW_REPEATS = 5
+
+
 def summary(report: dict) -> str:
     """One line per model, fraction and comparison: both arms' accuracy and the paired difference."""
-    lines = []
+    lines = [f"test accuracy (%) as mean ± half-width of its 95 % CI over {report['protocol']['repeats']} repeats; "
+             "diff: paired difference [95 % CI] in percentage points"]
     for row in report["results"]:
         for c in row["comparisons"]:
             t, b = row["arms"][c["treatment"]]["accuracy"], row["arms"][c["baseline"]]["accuracy"]

@@ -15,7 +15,8 @@ def _values(rows: list[dict], arm: str, key: str) -> np.ndarray:
         s = row["arms"][arm]["accuracy"]
         v = s["mean"] if key == "mean" else s["ci"][0 if key == "low" else 1]
         out.append(np.nan if v is None else 100.0 * v)
-    return np.asarray(out, dtype=np.float64)
+    # a t-interval of few repeats can pass 100 % (or 0 %); accuracy cannot, so neither does the band
+    return np.clip(np.asarray(out, dtype=np.float64), 0.0, 100.0)
 
 
 def _curves(ax, rows: list[dict], arms, model: str) -> None:
@@ -33,7 +34,7 @@ def _curves(ax, rows: list[dict], arms, model: str) -> None:
             ax.errorbar(x, mean, yerr=[mean - low, high - mean], color=color, capsize=3, lw=1)
     ax.set_title(model, fontsize=10)
     ax.set_xlabel("train fraction (%)", fontsize=8)
-    ax.set_ylabel("test accuracy (%)", fontsize=8)
+    ax.set_ylabel("test accuracy (%); shaded: 95 % CI of the mean", fontsize=8)
     ax.tick_params(labelsize=7)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
