@@ -107,3 +107,32 @@ augment:
     leaked_ids = {r["id"] for r in report["clean"]["records"] if r["reason"] == "leakage"}
     assert not leaked_ids & set(train["ids"].tolist())
     assert (out / "quarantine.csv").read_text().count("leakage") == len(leaked_ids)
+
+
+def test_clean_picture_shows_colour_captions_twins_and_what_is_left_out():
+    """Colour tiles for colour data; a near duplicate framed with its kept twin; a label error
+    captioned given -> suggested; a reason with more findings than fit says how many are not shown."""
+    import numpy as np
+
+    from augcli.clean.outputs import _PER_ROW, _captions, _cards, _tile, clean_picture
+    from augcli.datasets.base import Dataset
+
+    n = 30
+    images = np.zeros((n, 8, 8, 3), np.uint8)
+    images[:, :, :, 0] = np.arange(n)[:, None, None] * 8  # red varies: colour must survive
+    data = Dataset(images, np.zeros(n, np.int64), np.array([f"s{i}" for i in range(n)]), ["a"])
+    lookup = {f"s{i}": images[i] for i in range(n)}
+    dup = {"id": "s1", "reason": "near_duplicate", "score": 3.0, "duplicate_of": "s0"}
+    lab = {"id": "s2", "reason": "label_error", "score": 0.1, "given_label": "cat", "suggested_label": "dog",
+           "suggested_probability": 0.87}
+    outliers = [{"id": f"s{i}", "reason": "outlier", "score": 0.5} for i in range(3, n)]
+    assert _captions(lab) == ("s2", "cat -> dog (87%)") and _captions(outliers[0]) == ("s3", "score 0.5")
+    cards, left = _cards([dup], lookup, _PER_ROW)
+    assert left == 0 and len(cards[0][0]) == 2 and cards[0][1][1] == ("s0", "kept twin")
+    cards, left = _cards(outliers, lookup, _PER_ROW)
+    assert len(cards) == _PER_ROW and left == len(outliers) - _PER_ROW
+    tile = _tile(images[20])
+    assert (tile[..., 0] != tile[..., 1]).any()  # not turned gray
+    picture = clean_picture([dup, lab, *outliers], [data])
+    assert picture.mode == "RGB" and picture.width >= _PER_ROW * 64
+    assert clean_picture([{"id": "missing", "reason": "outlier"}], [data]) is None

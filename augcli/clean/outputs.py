@@ -8,15 +8,16 @@ import io
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from augcli.datasets.base import Dataset
 
 COLUMNS = ("id", "reason", "action", "score", "group", "suggested_label", "duplicate_of", "detail")
-_CELL = 48
+_CELL = 64      # tile side, pixels
 _GAP = 4
-_LABEL_W = 110
-_PER_ROW = 12
+_PER_ROW = 10   # tiles per reason
+_TITLE_H = 14
+_LINE_H = 12    # one caption line
 
 
 def _safe_cell(value) -> str:
@@ -55,8 +56,53 @@ def _tile(image: np.ndarray) -> np.ndarray:
     return np.asarray(pil)
 
 
+def _font():
+    """Pillow's own scalable font (FreeType builds), else its bitmap one."""
+    try:
+        return ImageFont.load_default(size=10)
+    except (TypeError, OSError, ImportError):  # Pillow < 10.1 or no FreeType
+        return ImageFont.load_default()
+
+
+def _fit(draw: ImageDraw.ImageDraw, text: str, width: int) -> str:
+    """``text`` cut (with an ellipsis) to fit ``width`` pixels."""
+    if draw.textlength(text) <= width:
+        return text
+    while text and draw.textlength(text + "…") > width:
+        text = text[:-1]
+    return text + "…"
+
+
+def _captions(rec: dict) -> tuple[str, str]:
+    """Two caption lines under a finding: its id, then what says why (label, score, twin)."""
+    if rec["reason"] == "label_error":
+        return str(rec["id"]), f"{rec['given_label']} -> {rec['suggested_label']} ({rec.get('suggested_probability', 0):.0%})"
+    score = rec.get("score")
+    return str(rec["id"]), ("" if score is None else f"score {score:.3g}")
+
+
+def _cards(recs: list[dict], lookup: dict, room: int) -> tuple[list, int]:
+    """The findings of one reason that fit in ``room`` cells: (tiles, captions) per card, a twin
+    beside the finding it duplicates; and how many findings are left out."""
+    cards, used = [], 0
+    for n, rec in enumerate(recs):
+        tiles = [_tile(lookup[str(rec["id"])])]
+        captions = [_captions(rec)]
+        partner = rec.get("duplicate_of")
+        if partner is not None and str(partner) in lookup:
+            tiles.append(_tile(lookup[str(partner)]))
+            captions.append((str(partner), "kept twin"))
+        if used + len(tiles) > room:
+            return cards, len(recs) - n
+        cards.append((tiles, captions))
+        used += len(tiles)
+    return cards, 0
+
+
 def clean_picture(records: list[dict], datasets: list[Dataset]) -> Image.Image | None:
-    """Rows of flagged samples grouped by reason; duplicates are followed by what they duplicate.
+    """One band per reason: a title with the count (and how many are not shown), then the flagged
+    samples in colour, each captioned with its id and score; a duplicate is followed by the twin it
+    duplicates (framed together), a label error says given → suggested class.
 
     ``datasets`` are searched in order for the ids the records name (the loaded dataset, then splits).
     """
@@ -70,25 +116,25 @@ def clean_picture(records: list[dict], datasets: list[Dataset]) -> Image.Image |
             by_reason.setdefault(rec["reason"], []).append(rec)
     if not by_reason:
         return None
-    rows = []
-    for reason, recs in by_reason.items():
-        tiles = []
-        for rec in recs:
-            tiles.append(_tile(lookup[str(rec["id"])]))
-            partner = rec.get("duplicate_of")
-            if partner is not None and str(partner) in lookup:
-                tiles.append(_tile(lookup[str(partner)]))
-            if len(tiles) >= _PER_ROW:
-                break
-        rows.append((reason, len(recs), tiles[:_PER_ROW]))
-    width = _LABEL_W + _PER_ROW * (_CELL + _GAP)
-    height = len(rows) * (_CELL + _GAP) + _GAP
-    canvas = Image.new("RGB", (width, height), (255, 255, 255))
+    bands = [(reason, recs, *_cards(recs, lookup, _PER_ROW)) for reason, recs in by_reason.items()]
+    band_h = _TITLE_H + _CELL + 2 * _LINE_H + _GAP * 3
+    width = max(_GAP + sum(len(tiles) * (_CELL + _GAP) + 2 * _GAP for tiles, _ in cards) for _, _, cards, _ in bands)
+    canvas = Image.new("RGB", (max(width, 360), len(bands) * band_h + _GAP), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
-    for r, (reason, count, tiles) in enumerate(rows):
-        y = _GAP + r * (_CELL + _GAP)
-        draw.text((4, y + _CELL // 2 - 12), reason, fill=(0, 0, 0))
-        draw.text((4, y + _CELL // 2 + 2), f"{count} sample(s)", fill=(90, 90, 90))
-        for c, tile in enumerate(tiles):
-            canvas.paste(Image.fromarray(tile), (_LABEL_W + c * (_CELL + _GAP), y))
+    draw.font = _font()
+    for b, (reason, recs, cards, left_out) in enumerate(bands):
+        y = _GAP + b * band_h
+        more = f", {left_out} not shown (all in quarantine.csv)" if left_out else ""
+        draw.text((_GAP, y), f"{reason}: {len(recs)} sample(s){more}", fill=(0, 0, 0))
+        x = _GAP
+        for tiles, captions in cards:
+            if len(tiles) > 1:  # a finding and its twin, framed as one pair
+                draw.rectangle((x - 2, y + _TITLE_H - 2, x + len(tiles) * (_CELL + _GAP) - _GAP + 1,
+                                y + _TITLE_H + _CELL + 2 * _LINE_H + 1), outline=(200, 120, 0))
+            for tile, (line1, line2) in zip(tiles, captions):
+                canvas.paste(Image.fromarray(tile), (x, y + _TITLE_H))
+                draw.text((x, y + _TITLE_H + _CELL + 1), _fit(draw, line1, _CELL), fill=(0, 0, 0))
+                draw.text((x, y + _TITLE_H + _CELL + 1 + _LINE_H), _fit(draw, line2, _CELL), fill=(90, 90, 90))
+                x += _CELL + _GAP
+            x += _GAP * 2  # between cards
     return canvas
