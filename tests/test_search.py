@@ -393,3 +393,10 @@ def test_a_tuned_policy_below_the_input_is_warned_about():
     note = below_input_note(report(-0.008))
     assert note.startswith("the tuned policy scored -0.80 [-1.80, +0.20] pp against the input strategy")
     assert "no clear difference" in note and below_input_note(report(0.004)) is None
+
+
+def test_search_figure_names_what_was_kept():
+    """The kept pipeline's steps (the input's entries when the input was kept), p as built."""
+    from augcli.policy_search.report import _entry_rows
+
+    assert _entry_rows(["hflip", {"affine": {"degrees": 10, "p": 0.3}}]) == [("hflip", 0.5), ("affine", 0.3)]

@@ -10,6 +10,7 @@ from augcli.cli import options
 from augcli.cli.progress import progress_tick
 from augcli.evaluation.api import Settings, check_gate, evaluate as run_evaluation
 from augcli.evaluation.models import DEFAULT_MODELS, DEFAULT_ONLINE_MODELS, MODELS
+from augcli.reporting.notes import few_repeats_note
 from augcli.reporting.text import diff_text, mean_ci_text, pct
 from augcli.config.strategy import load_strategy
 
@@ -56,19 +57,14 @@ def evaluate(strategy, models, fractions, repeats, jobs, online, epochs, pca, fa
     report = run_evaluation(st, settings, out=out, overwrite=overwrite, limit=limit, min_gain=min_gain,
                             fail_if_worse=fail_if_worse, overrides=exprs,
                             progress=progress_tick(not quiet and not as_json, "evaluate", total, "tasks"))
-    if repeats < FEW_REPEATS and not as_json:  # (--json: the report's protocol carries the repeats)
-        options.warn(f"with {repeats} repeat{'s' if repeats > 1 else ''} the 95 % intervals are wide and the verdicts "
-                     f"weak (the t factor of a 95 % interval is 12.7 for 2 repeats, 2.26 for 10); use --repeats "
-                     f"{FEW_REPEATS * 2} or more to decide")
+    note = few_repeats_note(repeats)
+    if note and not as_json:  # (--json: the report's protocol carries the repeats)
+        options.warn(note)
     if as_json:
         click.echo(json.dumps(report, indent=2))
     elif not quiet:
         click.echo(summary(report))
     check_gate(report)
-
-
-# Below this many repeats evaluate says its intervals are too wide to decide on.
-FEW_REPEATS = 5
 
 
 def summary(report: dict) -> str:

@@ -13,6 +13,7 @@ from augcli.reporting.text import diff_text, mean_ci_text
 from augcli.policy_search.api import Settings, search as run_search, space_for
 from augcli.policy_search.methods import METHODS
 from augcli.policy_search.report import below_input_note
+from augcli.reporting.notes import few_repeats_note
 from augcli.config.strategy import load_strategy
 
 
@@ -69,9 +70,9 @@ def search(strategy, method, model, budget, folds, fraction, repeats, copies, jo
     # the library's names predate the CLI's: its ``report`` is the folder, its ``out`` the tuned file
     result = run_search(st, settings, report=out, out=tuned, overwrite=overwrite, limit=limit, overrides=exprs,
                         progress=progress_tick(not quiet and not as_json, "search", repeats, "repeats"))
-    note = below_input_note(result)
-    if note:
-        options.warn(note)
+    for note in (few_repeats_note(repeats) if not as_json else None, below_input_note(result)):
+        if note:
+            options.warn(note)
     if as_json:
         click.echo(json.dumps({k: v for k, v in result.items() if k != "repeats"}, indent=2))
     elif not quiet:

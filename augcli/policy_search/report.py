@@ -254,6 +254,13 @@ def _step_rows(policy: dict) -> list[tuple[str, float]]:
     return rows
 
 
+def _entry_rows(entries: list) -> list[tuple[str, float]]:
+    """(name, p) for every top-level entry of a pipeline, its p as built (a name alone: its default)."""
+    from augcli.transforms.registry import build  # as the strategy loader does: the registry at call time
+
+    return [(t.name, float(t.p)) for t in (build(e) for e in entries)]
+
+
 def search_figure(report: dict):
     """Score per trial, the tuned policy's steps, test accuracy per arm, and the method's trajectory."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -271,19 +278,15 @@ def search_figure(report: dict):
     ax.set(title=f"score per trial ({first['extra'].get('score', '')})", xlabel="trial", ylabel="score")
     ax.title.set_fontsize(9)
     ax.legend(fontsize=7)
-    title, policy = f"tuned policy: {report['tuned']['chosen']}", report["tuned"]["policy"]
-    if not (policy and policy["layers"]):  # the input or nothing was kept: show what the method proposed
-        proposals = [c for c in first["candidates"] if c["policy"] and c["policy"]["layers"]]
-        if proposals:
-            best = max(proposals, key=lambda c: c["cv_accuracy"])
-            title, policy = f"kept {report['tuned']['chosen']}; method's best proposal: {best['name']}", best["policy"]
-    rows = _step_rows(policy) if policy else []
+    # what tuned.yaml holds: the kept policy's steps, or the kept pipeline's entries (the input's, say)
+    title, policy = f"kept: {report['tuned']['chosen']}", report["tuned"]["policy"]
+    rows = _step_rows(policy) if policy and policy["layers"] else _entry_rows(report["tuned"]["entries"])
     ax = axes[0, 1]
     if rows:
         ax.barh(range(len(rows)), [v for _, v in rows], color="#1f77b4")
         ax.set_yticks(range(len(rows)), [label for label, _ in rows], fontsize=6)
         ax.invert_yaxis()
-    ax.set(title=title, xlabel="probability a sample gets the step (op, level)", xlim=(0, 1))
+    ax.set(title=title, xlabel="probability a sample gets the step", xlim=(0, 1))
     ax.title.set_fontsize(9)
     _arms_panel(axes[1, 0], report)
     _trajectory_panel(axes[1, 1], report)
@@ -298,7 +301,7 @@ def _arms_panel(ax, report: dict) -> None:
         s = arms[arm]["accuracy"]
         lo, hi = s["ci"]
         mean = 100 * s["mean"]
-        err = None if lo is None else [[mean - 100 * lo], [100 * hi - mean]]
+        err = None if lo is None else [[mean - max(0.0, 100 * lo)], [min(100.0, 100 * hi) - mean]]  # within 0-100 %
         ax.errorbar([i], [mean], yerr=err, fmt="o", capsize=4)
         ax.plot(np.full(len(s["values"]), i + 0.15), 100 * np.asarray(s["values"]), ".", color="#999999", ms=4)
     ax.set_xticks(range(len(names)), [ARM_NAMES[a].replace(" at the ", "\nat the ") for a in names], fontsize=7)

@@ -16,6 +16,19 @@ def missing_class_notes(report: dict) -> list[str]:
             for split, names in report.get("output", {}).get("missing_classes", {}).items()]
 
 
+# Below this many repeats evaluate and search say their intervals are too wide to decide on.
+FEW_REPEATS = 5
+
+
+def few_repeats_note(repeats: int) -> str | None:
+    """A warning for ``evaluate``/``search --repeats`` below FEW_REPEATS, else None."""
+    if repeats >= FEW_REPEATS:
+        return None
+    return (f"with {repeats} repeat{'s' if repeats > 1 else ''} the 95 % intervals are wide and the verdicts weak "
+            f"(the t factor of a 95 % interval is 12.7 for 2 repeats, 2.26 for 10); use --repeats "
+            f"{FEW_REPEATS * 2} or more to decide")
+
+
 def setup_notes(report: dict) -> list[str]:
     """Sentences about a strategy that runs but cannot be what was meant: one class, or copies made
     by an empty pipeline."""
