@@ -9,8 +9,8 @@ from tests.helpers import invoke, write_strategy
 
 def test_bar_line_shows_share_count_rate_and_eta():
     line = P.bar_line("augment", 250, 1000, 2.0, "img")
-    assert line == "augment [#####---------------]  25% 250/1,000 · 125 img/s · ETA 0:06"
-    assert P.bar_line("augment", 0, 1000, 0.5, "img").endswith("ETA --:--")
+    assert line == "augment [#####---------------]  25% 250/1,000 · 125 img/s · 0:02 · ETA 0:06"
+    assert P.bar_line("augment", 0, 1000, 0.5, "img").endswith("0:00 · ETA --:--")
     assert P.bar_line("scan", 1000, 1000, 75.0, "img").endswith("100% 1,000/1,000 · 13 img/s · 1:15")
     assert P.bar_line("x", 1, 10**6, 1.0, "img").endswith("ETA 277:46:39")
 
@@ -48,6 +48,20 @@ def test_the_folder_scan_shows_progress(tmp_path, photo, monkeypatch):
     assert res.exit_code == 0, res.output
     scans = _bars(res.stderr, "scan")
     assert len(scans) >= 2 and "100% 200/200" in scans[-1] and "200/200" not in scans[0]
+
+
+def test_a_bar_for_slow_steps_is_drawn_at_once_and_its_clock_moves(capsys, monkeypatch):
+    """search ticks once per repeat: the bar shows from the start, redrawn by the heartbeat."""
+    import time
+
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True, raising=False)
+    monkeypatch.setattr(P, "HEARTBEAT", 0.05)
+    tick = P.progress_tick(True, "search", 2, "repeats")
+    time.sleep(0.3)
+    drawn = capsys.readouterr().err.count("search [")
+    assert drawn >= 3  # the first draw, then the heartbeat's
+    tick(2)
+    P.end_line()
 
 
 def test_a_message_after_an_open_bar_starts_on_its_own_line(capsys, monkeypatch):

@@ -65,9 +65,9 @@ def bar_line(label: str, done: int, total: int, elapsed: float, unit: str) -> st
     if done >= total:
         when = f"{_clock(elapsed)}"
     elif done and rate > 0:
-        when = f"ETA {_clock((total - done) / rate)}"
+        when = f"{_clock(elapsed)} · ETA {_clock((total - done) / rate)}"
     else:
-        when = "ETA --:--"
+        when = f"{_clock(elapsed)} · ETA --:--"
     return (f"{label} [{'#' * filled}{'-' * (BAR - filled)}] {share:4.0%} {done:,}/{total:,} · "
             f"{rate:,.0f} {unit}/s · {when}")
 
@@ -129,6 +129,11 @@ def stage_printer(enabled: bool, force: bool = False):
 
 
 def progress_tick(enabled: bool, label: str, total: int, unit: str):
-    """A ready ``tick(n)`` for one counter (or None): for commands with a single long loop."""
+    """A ready ``tick(n)`` for one counter (or None): for commands with a single long loop. The bar
+    is drawn at once and its clock moves between ticks, which may be minutes apart (a search repeat)."""
     start = make_progress(enabled, unit)
-    return start(label, total) if start else None
+    if start is None:
+        return None
+    tick = start(label, total)
+    tick(0)
+    return tick
