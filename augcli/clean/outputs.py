@@ -65,7 +65,9 @@ def _font():
 
 
 def _fit(draw: ImageDraw.ImageDraw, text: str, width: int) -> str:
-    """``text`` cut (with an ellipsis) to fit ``width`` pixels."""
+    """``text`` on one line (control characters, a newline in a crafted id, shown as ?) cut with an
+    ellipsis to fit ``width`` pixels."""
+    text = "".join(ch if ch.isprintable() else "?" for ch in text)
     if draw.textlength(text) <= width:
         return text
     while text and draw.textlength(text + "…") > width:
