@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0  # CPU build, before the extras (see pyproject.toml)
-	$(BIN)/python -m pip install --quiet -e ".[test,dask,consumers]"
+	$(BIN)/python -m pip install --quiet -e ".[test,dask,consumers,torch]"  # torch: already the pinned CPU build
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -1,0 +1,63 @@
+"""PyTorch data path (optional extra ``augcli[torch]``; this is the only module that imports torch).
+
+``SourceDataset`` serves any augcli source (digits, a folder, an ``.npz``) by index as
+(uint8 (H, W, C) image, class index, id); ``BatchAugmenter`` is a ``collate_fn`` that stacks a
+batch, augments it in one batched call and returns float (B, C, H, W) in [0, 1] and labels:
+class indices, or soft (B, K) rows when the pipeline mixes (mixup, cutmix), K = the class count.
+
+Draws depend on (the strategy's seed, sample id, epoch) only (``Pipeline.keys``), so a batch's
+bytes are the same for any ``num_workers`` and worker start method. Without mixing they are the
+same for any batch size too; mixing takes its partners from the batch, as torchvision's
+``MixUp`` does, so the batch's samples decide them. Call ``set_epoch(e)`` on the augmenter before
+each epoch: workers get a copy of it when the epoch's iterator starts (so no
+``persistent_workers=True``), and epoch ``e`` draws copy ``e + 1`` (copy 0 is the original).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset as _TorchDataset
+
+from augcli.datasets.source import Source
+from augcli.pipeline import Pipeline
+
+
+class SourceDataset(_TorchDataset):
+    """Index -> (uint8 (H, W, C) array, class index, id) over ``source`` (rows ``rows``, default all).
+    A folder source decodes its file on each access (in the DataLoader's workers)."""
+
+    def __init__(self, source: Source, rows=None):
+        self.source = source
+        self.rows = np.arange(len(source)) if rows is None else np.asarray(rows, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int):
+        row = self.rows[i]
+        return self.source.read(np.array([row]))[0], int(self.source.labels[row]), str(self.source.ids[row])
+
+
+class BatchAugmenter:
+    """``collate_fn``: a list of (image, label, id) -> (float (B, C, H, W) tensor, labels tensor),
+    augmented by ``pipeline`` for the current epoch, on ``device``."""
+
+    def __init__(self, pipeline: Pipeline, num_classes: int, device: str | torch.device = "cpu", epoch: int = 0):
+        self.pipeline, self.num_classes = pipeline, int(num_classes)
+        self.device = torch.device(device)
+        self.epoch = int(epoch)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __call__(self, batch):
+        images = np.stack([np.asarray(b[0], dtype=np.uint8) for b in batch])
+        labels = np.asarray([b[1] for b in batch], dtype=np.int64)
+        ids = [str(b[2]) for b in batch]
+        out, out_labels = self.pipeline(images, ids=ids, copy=self.epoch + 1, labels=labels,
+                                        num_classes=self.num_classes)
+        x = torch.from_numpy(np.ascontiguousarray(out)).permute(0, 3, 1, 2)
+        x = x.to(self.device, dtype=torch.float32).div_(255.0)
+        dtype = torch.float32 if out_labels.ndim == 2 else torch.int64
+        return x, torch.as_tensor(np.asarray(out_labels), dtype=dtype, device=self.device)

@@ -1,0 +1,52 @@
+"""augcli.torch: the same batches for any num_workers and start method, soft labels of width K for
+any batch, and no dependence on the batch size without mixing."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from augcli.datasets import load_source  # noqa: E402
+from augcli.datasets.source import ArraySource  # noqa: E402
+from augcli.pipeline import Pipeline  # noqa: E402
+from augcli.torch import BatchAugmenter, SourceDataset  # noqa: E402
+
+ENTRIES = [{"affine": {"degrees": 10, "translate": 0.1}}, {"gaussian_noise": {"std": [0.01, 0.05], "p": 0.5}}]
+
+
+@pytest.fixture(scope="module")
+def source():
+    data = load_source("digits")
+    return ArraySource(data.subset(np.arange(96)))
+
+
+def _batches(source, augmenter, batch_size, **loader):
+    data = SourceDataset(source)
+    batches = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=False, collate_fn=augmenter, **loader)
+    xs, ys = zip(*batches)
+    return torch.cat(xs), torch.cat(ys)
+
+
+def test_batches_are_the_same_for_any_workers_and_start_method(source):
+    augmenter = BatchAugmenter(Pipeline.from_config(ENTRIES, seed=3), num_classes=10)
+    augmenter.set_epoch(2)
+    x0, y0 = _batches(source, augmenter, 32)
+    assert x0.shape == (96, 1, 8, 8) and x0.dtype == torch.float32 and 0 <= x0.min() and x0.max() <= 1
+    assert torch.equal(y0, torch.as_tensor(source.labels[:96]))
+    for method in ("fork", "spawn"):
+        x, y = _batches(source, augmenter, 32, num_workers=2, multiprocessing_context=method)
+        assert torch.equal(x, x0) and torch.equal(y, y0), method
+    x16, _ = _batches(source, augmenter, 16)  # no mixing: a sample's draws do not depend on its batch
+    assert torch.equal(x16, x0)
+    augmenter.set_epoch(3)
+    assert not torch.equal(_batches(source, augmenter, 32)[0], x0)  # another epoch, other draws
+    raw = torch.from_numpy(source.read(np.arange(96))).permute(0, 3, 1, 2).float() / 255
+    assert not torch.equal(x0, raw)
+
+
+def test_mixing_gives_soft_labels_of_width_k_for_any_batch(source):
+    augmenter = BatchAugmenter(Pipeline.from_config([{"mixup": {"alpha": 0.4, "p": 1}}], seed=0), num_classes=10)
+    zeros = [i for i in range(96) if source.labels[i] == 0][:5]  # a batch of one class only
+    x, y = augmenter([(source.read(np.array([i]))[0], int(source.labels[i]), str(source.ids[i])) for i in zeros])
+    assert x.shape == (len(zeros), 1, 8, 8) and y.shape == (len(zeros), 10) and y.dtype == torch.float32
+    assert torch.allclose(y.sum(dim=1), torch.ones(len(zeros)))
