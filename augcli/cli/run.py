@@ -10,7 +10,7 @@ from augcli.cli import options
 from augcli.cli.progress import end_line, make_progress, stage_printer
 from augcli.reporting.notes import IDENTICAL_WARN_SHARE, identical_notes, missing_class_notes, setup_notes
 from augcli.engine.runner import RunOptions, run as run_strategy
-from augcli.reporting.run_report import cleaning_line, loaded_line
+from augcli.reporting.run_report import cleaning_line, loaded_line, split_line
 from augcli.config.strategy import load_strategy
 from augcli.errors import UsageError
 
@@ -71,14 +71,7 @@ def run(strategy, out, fmt, shard_size, input_source, seed, overrides, batch_siz
 def summary(report: dict, dry_run: bool, staged: bool = False) -> str:
     """A few lines for the terminal: what went in, what was skipped or removed, what came out
     (without the stage lines when they were already shown as the stages ended: ``staged``)."""
-    counts, clean = report["counts"], report["clean"]
-    lines = [loaded_line(sum(counts["loaded"].values()), len(report["dataset"]["classes"]),
-                         report["dataset"]["source"], report["skipped"]["by_reason"])]
-    cleaning = cleaning_line(clean["removed"], clean["flagged"], clean["by_reason"])
-    lines += [cleaning] if cleaning else []
-    lines.append("split: " + ", ".join(f"{k} {sum(v.values())}" for k, v in counts["splits"].items()))
-    if staged:
-        lines = []
+    lines = [] if staged else _stages(report)
     if dry_run:
         plan = report["plan"]
         lines.append(f"dry run: would write {plan['total']} samples to {plan['output_dir']} "
@@ -97,3 +90,12 @@ def summary(report: dict, dry_run: bool, staged: bool = False) -> str:
                  + (f" ({rate:,.0f} img/s)" if rate else "") + f"; total {perf['total_seconds']:.2f}s; "
                  f"report: {out['dir']}/report.md")
     return "\n".join(lines)
+
+
+def _stages(report: dict) -> list[str]:
+    """The loaded, cleaning and split lines (``run_report.stage_lines``), from the finished report."""
+    counts, clean = report["counts"], report["clean"]
+    lines = [loaded_line(sum(counts["loaded"].values()), len(report["dataset"]["classes"]),
+                         report["dataset"]["source"], report["skipped"]["by_reason"])]
+    cleaning = cleaning_line(clean["removed"], clean["flagged"], clean["by_reason"])
+    return lines + ([cleaning] if cleaning else []) + [split_line({k: sum(v.values()) for k, v in counts["splits"].items()})]

@@ -107,9 +107,8 @@ class FolderSource(Source):
     keys: np.ndarray | None = None
     digest: str | None = None
     stamps: np.ndarray | None = None     # (N, 2) size and mtime_ns of each file when it was scanned
-    cache: str | None = None             # the source cache's file (see the module docstring), if any
+    cache: dict | None = None            # the source cache ({"path", "shape"}: ``_new_cache``), if any
     positions: np.ndarray | None = None  # each row's place in the cache
-    cache_rows: int = 0
     resize: str = "stretch"              # how other sizes are brought to ``size`` (folder.fit_size)
 
     def __post_init__(self):
@@ -119,7 +118,7 @@ class FolderSource(Source):
 
     def read(self, rows):
         if self.cache is not None:
-            pixels = np.memmap(self.cache, np.uint8, "r", shape=(self.cache_rows, *self.image_shape))
+            pixels = np.memmap(self.cache["path"], np.uint8, "r", shape=self.cache["shape"])
             return np.asarray(pixels)[self.positions[np.asarray(rows)]]  # one copy, out of the page cache
         images, kept, skipped, _, _ = decode_files([self.files[r] for r in rows], self.size, self.color_mode, self.max_pixels,
                                                    resize=self.resize)
@@ -224,9 +223,8 @@ def scan_folder(root, image_size, color_mode, strict: bool, max_pixels: int, ext
         what = f"no readable images ({len(skipped)} skipped)" if files else "no image files"
         raise DataError(f"{listing.root}: {what} in its class sub-folders; expected images with extensions {', '.join(listing.exts)}")
     keys = np.concatenate(keys)
-    cache = job["cache"] or {}
     source = FolderSource(kept_files, tuple(size), color_mode, max_pixels, listing.class_names, keys, digest.hexdigest(),
-                          np.concatenate(stamps), cache.get("path"), np.concatenate(positions), len(files), resize)
+                          np.concatenate(stamps), job["cache"], np.concatenate(positions), resize)
     view = Dataset(np.concatenate(thumbs), source.labels, source.ids, listing.class_names, str(listing.root), skipped, warned)
     return source, view, keys
 

@@ -90,12 +90,8 @@ def balance_copies(labels: np.ndarray, num_classes: int, copies: int, keep_origi
     return copies + per_source
 
 
-def _run_chunk(bounds: tuple[int, int], job: dict | None = None):
-    """Augment work items [lo, hi) of the job (the worker's ``workers.JOB`` when run in a pool)."""
-    if job is None:  # in a pool worker, where the worker module is loaded already
-        from augcli.engine import workers
-
-        job = workers.JOB
+def _run_chunk(bounds: tuple[int, int], job: dict):
+    """Augment work items [lo, hi) of the job."""
     lo, hi = bounds
     src, copy = job["source"][lo:hi], job["copy"][lo:hi]
     images = job["images"][src]
@@ -137,7 +133,7 @@ def augment_dataset(
     copies,
     keep_originals: bool = True,
     batch_size: int = 256,
-    workers: int = 1,
+    mapper=None,
     progress: Callable[[int], None] | None = None,
     items: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Augmented:
@@ -146,7 +142,8 @@ def augment_dataset(
     ``copies`` may be per-source counts (see ``balance_copies``). ``items``, when given, are the
     work items themselves, (source_index, copy_index) in output order (a shuffled shard), and replace
     ``copies`` and ``keep_originals``. With mixing transforms the labels come back soft (float32 N×K,
-    originals one-hot) and partners are drawn from this dataset.
+    originals one-hot) and partners are drawn from this dataset. ``mapper(function, batches, job)``
+    may run the batches elsewhere (the run's worker pool), yielding results in batch order.
     """
     source, copy = items if items is not None else plan(len(dataset), copies, keep_originals)
     out_shape = dataset.image_shape
@@ -170,14 +167,7 @@ def augment_dataset(
     job = dict(images=dataset.images, labels=labels, pool=pool, source=source, copy=copy, pipeline=pipeline,
                id_hashes=hash_ids(list(dataset.ids)))
     chunks = [(lo, min(lo + batch_size, len(source))) for lo in range(0, len(source), batch_size)]
-    if workers > 1 and len(chunks) > 1:
-        # function-level: the worker pool (multiprocessing, concurrent.futures) costs ~12 ms of import
-        # time, paid otherwise by every command that imports this module (preview, inspect, validate...)
-        from augcli.engine.workers import ordered_map
-
-        results = ordered_map(_run_chunk, chunks, job, workers)
-    else:
-        results = (_run_chunk(c, job) for c in chunks)
+    results = mapper(_run_chunk, chunks, job) if mapper else (_run_chunk(c, job) for c in chunks)
     with closing(results):  # on an interrupt or error: stop the workers now, before the caller cleans up
         for (lo, hi), (chunk, chunk_labels, chunk_ops, chunk_fired, chunk_supp) in zip(chunks, results):
             images[lo:hi] = chunk

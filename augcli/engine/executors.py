@@ -24,7 +24,6 @@ DASK_HINT = 'the dask engine needs the optional extra: pip install "augcli[dask]
 TASK_PREFIX = "augcli"  # Dask task keys: augcli-<job name>-<token>-<index> (the scheduler groups by "augcli-scan")
 
 
-
 def _one_thread() -> None:
     """OpenCV on one thread in this process. On photo-sized images its thread pool costs more in
     hand-offs than it gains: 2,000 photos through the ImageNet-style job ran 3 % faster on one
@@ -125,8 +124,8 @@ def _on_worker(function: Callable, backend: str, task, job):
 
 
 def shard_job(spec: ShardSpec, job: dict) -> ShardResult:
-    """One shard job where a pool or a cluster runs it (one worker each: the parallelism is across shards)."""
-    return run_shard(spec, job["source"], job["pipeline"], job["writer"], job["folder"], job["batch_size"], 1)
+    """One shard job where a pool or a cluster runs it (its batches here: the parallelism is across shards)."""
+    return run_shard(spec, job["source"], job["pipeline"], job["writer"], job["folder"], job["batch_size"])
 
 
 def execute(specs: list[ShardSpec], source, pipeline, writer: Format, folder: Path, *, batch_size: int = 256,
@@ -142,12 +141,12 @@ def execute(specs: list[ShardSpec], source, pipeline, writer: Format, folder: Pa
     todo = [specs[i] for i in pending]
     tick = progress or (lambda n: None)
     tick(sum(r.outputs for r in results if r is not None))  # reused shards count as done
-    per_shard = tick
-    if engine.engine == "local" and (engine.workers == 1 or len(todo) <= 1):
-        # one shard (or one worker): parallelism, if any, goes inside the shard, over batches; the
+    here = engine.engine == "local" and (engine.workers == 1 or len(todo) <= 1)
+    if here:
+        # one shard (or one worker): the shard's batches go to the engine's workers, if any, and the
         # progress ticks with every batch
-        stream = (run_shard(s, source, pipeline, writer, folder, batch_size, engine.workers, tick) for s in todo)
-        per_shard = lambda n: None  # noqa: E731
+        batches = lambda function, chunks, job: engine.map(function, chunks, job, "batch")  # noqa: E731
+        stream = (run_shard(s, source, pipeline, writer, folder, batch_size, batches, tick) for s in todo)
     else:
         job = dict(source=source, pipeline=pipeline, writer=writer, folder=Path(folder).resolve(), batch_size=batch_size)
         stream = engine.map(shard_job, todo, job, "shard")
@@ -155,7 +154,8 @@ def execute(specs: list[ShardSpec], source, pipeline, writer: Format, folder: Pa
         for i, result in zip(pending, stream):
             log.record(result)
             results[i] = result
-            per_shard(result.outputs)
+            if not here:  # (run here, the shard ticked per batch)
+                tick(result.outputs)
     finally:  # on an interrupt or error: stop the workers now, before the caller deletes ``folder``
         stream.close()
     return results, reused

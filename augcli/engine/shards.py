@@ -103,12 +103,13 @@ def shard_items(spec: ShardSpec) -> tuple[np.ndarray, tuple | None]:
 
 
 def run_shard(spec: ShardSpec, source, pipeline, writer: Format, folder: Path, batch_size: int,
-              workers: int = 1, progress=None) -> ShardResult:
+              mapper=None, progress=None) -> ShardResult:
     """Augment and write one shard into ``folder``; returns what the manifest and report need.
-    ``progress(n)`` is called as each batch of n outputs is augmented."""
+    ``mapper`` may run its batches elsewhere (``augment_dataset``); ``progress(n)`` is called as
+    each batch of n outputs is augmented."""
     reads, items = shard_items(spec)
     part = Dataset(source.read(reads), source.labels[reads], source.ids[reads], source.class_names)
-    out = augment_dataset(part, pipeline, spec.copies, spec.keep_originals, batch_size, workers, progress, items=items)
+    out = augment_dataset(part, pipeline, spec.copies, spec.keep_originals, batch_size, mapper, progress, items=items)
     spec = replace(spec, rows=reads)  # from here on ``out.source_index`` indexes ``spec.rows``
     result = ShardResult(spec.name, outputs=len(out), augmented=int((out.copy_index > 0).sum()),
                          fired=out.fired, suppressed=out.suppressed)

@@ -1,9 +1,9 @@
-"""Worker processes for batches and shards.
+"""Worker processes for a run's folder scan, shards and batches (one ``WorkerPool`` per run).
 
 Workers are started from a clean server process (``forkserver``), not forked from this one: a fork
 of a process whose other threads hold locks (OpenCV's or BLAS's thread pools, a Dask or joblib
-client) can hang the child forever. Each worker receives the job once, at start-up, and keeps it in
-``JOB``; tasks then carry only their indices.
+client) can hang the child forever. Each worker loads a map's job once, on its first task of that
+map, and keeps it in ``JOB``; tasks then carry only their indices.
 
 Workers never outlive the run: the forkserver and every worker it forks ask the kernel for SIGKILL
 when their parent exits (``kill -9`` included; a watchdog thread where that is not available), and
@@ -139,28 +139,13 @@ def _stop(pool: ProcessPoolExecutor) -> None:
     pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _process_pool(workers: int, job: dict) -> ProcessPoolExecutor:
-    """``workers`` processes from the forkserver, each installing ``job`` (and the caller's kernel
-    backend) as ``JOB`` when it starts."""
+def _process_pool(workers: int) -> ProcessPoolExecutor:
+    """``workers`` processes from the forkserver, each installing the caller's kernel backend when
+    it starts."""
     ctx = start_server()
     parent = os.getpid() if ctx.get_start_method() == "spawn" else None
-    job = dict(job, backend=active_backend(), parent=parent)
+    job = {"backend": active_backend(), "parent": parent}
     return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_install, initargs=(job,))
-
-
-def ordered_map(function: Callable, tasks: Iterable, job: dict, workers: int) -> Iterator:
-    """``function(task)`` for every task in ``workers`` processes, results in task order.
-
-    ``function`` reads the shared, read-only ``job`` from ``workers.JOB``. Closing the iterator
-    early, or an exception (KeyboardInterrupt included) while it waits, kills the workers.
-    """
-    pool = _process_pool(workers, job)
-    try:
-        yield from pool.map(function, tasks)
-    except BaseException:  # GeneratorExit too: nobody will read the remaining results
-        _stop(pool)
-        raise
-    pool.shutdown(wait=True)
 
 
 class WorkerPool:
@@ -173,7 +158,7 @@ class WorkerPool:
 
     def __init__(self, workers: int):
         self._scratch = tempfile.mkdtemp(prefix="augcli-jobs-")
-        self._pool = _process_pool(workers, {})
+        self._pool = _process_pool(workers)
         # Start the processes now, not on the first map, from a thread: each start waits for the
         # forkserver to finish its imports (~0.3 s), time this thread spends listing the folder.
         self._starter = threading.Thread(target=self._start, args=(workers,), daemon=True)

@@ -83,14 +83,18 @@ def cleaning_line(removed: int, flagged: int, reasons) -> str | None:
     return f"cleaning: {removed} removed, {flagged} flagged ({', '.join(reasons)})" if removed or flagged else None
 
 
+def split_line(sizes: dict) -> str:
+    """``split: train N, val M`` from samples per split."""
+    return "split: " + ", ".join(f"{name} {n}" for name, n in sizes.items())
+
+
 def stage_lines(loaded, removed: list[dict], splits: dict, source) -> list[str]:
     """What the loading, cleaning and split stages found, as ``augcli run`` says it."""
     lines = [loaded_line(len(loaded), len(loaded.class_names), source, _by_reason(
         [{"reason": s.reason} for s in loaded.skipped]))]
     cleaning = cleaning_line(sum(r.get("action") == "dropped" for r in removed),
                              sum(r.get("action") == "flagged" for r in removed), _by_reason(removed))
-    return lines + ([cleaning] if cleaning else []) + [
-        "split: " + ", ".join(f"{name} {len(part)}" for name, part in splits.items())]
+    return lines + ([cleaning] if cleaning else []) + [split_line({name: len(part) for name, part in splits.items()})]
 
 
 def class_balance(counts: dict) -> dict:

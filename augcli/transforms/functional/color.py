@@ -407,18 +407,19 @@ def jitter_matrices(means: np.ndarray, factors: dict, order: np.ndarray):
     images (C = 1) both are the identity.
     """
     n, c = means.shape
-    luma = np.array([0.299, 0.587, 0.114]) if c == 3 else np.ones(1)
+    luma = _YIQ[0] if c == 3 else np.ones(1)
     eye = np.broadcast_to(np.eye(c), (n, c, c))
     f = {k: np.asarray(factors[k], dtype=np.float64).reshape(-1, 1, 1) for k in JITTER_OPS}
     steps = (f["brightness"] * eye,  # brightness, contrast: scale about 0 and about the mean grey
              f["contrast"] * eye,
              f["saturation"] * eye + (1.0 - f["saturation"]) * luma,  # rows: s x + (1 - s) L
              hue_rotations(factors["hue"]) if c == 3 else eye)
+    steps = np.stack(steps, axis=1)  # (N, 4, C, C): each sample's four maps, picked by ``order`` below
     a, t = np.array(eye), np.zeros((n, c))
     rows = np.arange(n)
     for position in range(order.shape[1]):
         op = order[:, position]
-        m = np.stack(steps, axis=1)[rows, op]
+        m = steps[rows, op]
         grey = np.einsum("c,nc->n", luma, np.einsum("nij,nj->ni", a, means) + t)
         shift = np.where(op == 1, (1.0 - f["contrast"].reshape(-1)) * grey, 0.0)
         a = m @ a
