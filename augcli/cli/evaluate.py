@@ -18,7 +18,8 @@ from augcli.config.strategy import load_strategy
 @click.command()
 @options.strategy_argument
 @click.option("--model", "models", multiple=True, type=click.Choice(list(MODELS)),
-              help=f"Model to train (repeatable). Default: {', '.join(DEFAULT_MODELS)}; with --online: mlp.")
+              help=f"Model to train (repeatable). Default: {', '.join(DEFAULT_MODELS)}; with --online: mlp. "
+                   "cnn: a small CNN sized to the image (needs the extra augcli[torch]).")
 @click.option("--train-fraction", "fractions", multiple=True,
               type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), metavar="F",
               help="Share of each class used for training; the rest is the test split (repeatable). "
@@ -30,8 +31,11 @@ from augcli.config.strategy import load_strategy
 @click.option("--online", is_flag=True,
               help="Compare on-line augmentation (a fresh draw per epoch) with offline copies (partial_fit models); "
                    "an enabled adaptive: section in the strategy adapts the online arm's strength p.")
-@click.option("--epochs", type=click.IntRange(1), default=100, show_default=True,
-              help="With --online: partial_fit passes per arm, each of as many samples as the training split.")
+@click.option("--epochs", type=click.IntRange(1), metavar="N",
+              help="cnn: training epochs (default 60); with --online: passes per arm, each of as many samples as "
+                   "the training split (default 100 for mlp, 60 for cnn).")
+@click.option("--device", default="cpu", show_default=True, metavar="DEVICE",
+              help="Where --model cnn trains (a torch device: cpu, cuda, cuda:1, mps).")
 @click.option("--pca", type=click.IntRange(1), metavar="N", help="Reduce the pixels to N PCA components first.")
 @click.option("--fail-if-worse", is_flag=True,
               help="Exit 3 if the accuracy difference's 95% CI lies entirely below --min-gain for some model/fraction.")
@@ -43,7 +47,7 @@ from augcli.config.strategy import load_strategy
 @options.strategy_inputs
 @options.json_output
 @options.verbosity
-def evaluate(strategy, models, fractions, repeats, jobs, online, epochs, pca, fail_if_worse, min_gain, out, overwrite,
+def evaluate(strategy, models, fractions, repeats, jobs, online, epochs, device, pca, fail_if_worse, min_gain, out, overwrite,
              limit, input_source, seed, overrides, as_json):
     """Train models with and without STRATEGY's augmentation on the same splits; report the paired gain."""
     exprs = options.strategy_overrides(overrides, input_source, seed)
@@ -51,7 +55,7 @@ def evaluate(strategy, models, fractions, repeats, jobs, online, epochs, pca, fa
     default = DEFAULT_ONLINE_MODELS if online else DEFAULT_MODELS
     settings = Settings(models=tuple(dict.fromkeys(models or default)),
                         fractions=tuple(dict.fromkeys(fractions or (0.05, 0.1, 0.25))),
-                        repeats=repeats, online=online, epochs=epochs, pca=pca, jobs=jobs)
+                        repeats=repeats, online=online, epochs=epochs, pca=pca, jobs=jobs, device=device)
     quiet = options.is_quiet()
     total = len(settings.models) * len(settings.fractions) * repeats
     report = run_evaluation(st, settings, out=out, overwrite=overwrite, limit=limit, min_gain=min_gain,

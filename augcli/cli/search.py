@@ -27,7 +27,11 @@ _BUDGETS = "; ".join(f"{name}: {m.default_budget} {m.budget_unit}" for name, m i
               help="grid: RandAugment's (N, M) grid by K-fold CV; density: Fast AutoAugment's density matching; "
                    "adversarial: hard but realistic (op, level) distribution; adaptive: ADA's strength control.")
 @click.option("--model", type=click.Choice(list(MODELS)), default="svm", show_default=True,
-              help="The model the policy is tuned for (the evaluate models).")
+              help="The model the policy is tuned for (the evaluate models). cnn (extra augcli[torch]) judges "
+                   "every policy on-line, as it will be trained: a fresh draw of the images every epoch.")
+@click.option("--epochs", type=click.IntRange(1), metavar="N", help="--model cnn: training epochs (default 60).")
+@click.option("--device", default="cpu", show_default=True, metavar="DEVICE",
+              help="Where --model cnn trains (a torch device: cpu, cuda, cuda:1, mps).")
 @click.option("--budget", type=click.IntRange(1), metavar="N", help=f"Search budget. Defaults: {_BUDGETS}.")
 @click.option("--folds", type=click.IntRange(2), default=3, show_default=True,
               help="K: cross-validation folds inside the training portion for the method's own scoring; the final choice uses max(K, 5).")
@@ -54,7 +58,7 @@ _BUDGETS = "; ".join(f"{name}: {m.default_budget} {m.budget_unit}" for name, m i
 @options.strategy_inputs
 @options.json_output
 @options.verbosity
-def search(strategy, method, model, budget, folds, fraction, repeats, copies, jobs, out, tuned, report, overwrite,
+def search(strategy, method, model, epochs, device, budget, folds, fraction, repeats, copies, jobs, out, tuned, report, overwrite,
            show_space, limit, input_source, seed, overrides, as_json):
     """Search STRATEGY's training data for a better augmentation policy; write it as a strategy."""
     out, tuned = _targets(out, tuned, report)
@@ -65,7 +69,7 @@ def search(strategy, method, model, budget, folds, fraction, repeats, copies, jo
         click.echo(json.dumps(space.to_json(), indent=2) if as_json else space.describe())
         return
     settings = Settings(method=method, model=model, budget=budget, folds=folds, fraction=fraction, repeats=repeats,
-                        jobs=jobs, copies=copies)
+                        jobs=jobs, copies=copies, epochs=epochs, device=device)
     quiet = options.is_quiet()
     # the library's names predate the CLI's: its ``report`` is the folder, its ``out`` the tuned file
     result = run_search(st, settings, report=out, out=tuned, overwrite=overwrite, limit=limit, overrides=exprs,

@@ -53,6 +53,9 @@ def check_settings(settings: Settings, fail_if_worse: bool) -> None:
                              f"got {', '.join(offline_only)}")
         if settings.pca:
             raise UsageError("--pca cannot be combined with --online (PCA would be fitted on one epoch only)")
+    if settings.pca and any(M.MODELS[m].torch for m in settings.models):
+        raise UsageError("--pca applies to the scikit-learn models, not to --model cnn (it learns from the images)")
+    M.check_available(settings.models, settings.device)
     if fail_if_worse and settings.repeats < 2:
         raise UsageError("--fail-if-worse needs --repeats of at least 2 to estimate an interval")
 

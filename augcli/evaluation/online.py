@@ -18,6 +18,29 @@ from augcli.clean.exact import duplicates_of
 from augcli.evaluation.models import features
 
 
+def without_matches(images: np.ndarray, labels: np.ndarray, exclude: np.ndarray | None, dropped: list | None):
+    """(images, labels) minus the images equal to one of ``exclude``; their count appended to ``dropped``."""
+    if exclude is None:
+        return images, labels
+    keep = ~duplicates_of(images, exclude)
+    if dropped is not None:
+        dropped.append(int((~keep).sum()))
+    return images[keep], labels[keep]
+
+
+def fresh_draws(train, pipe, epochs: int, exclude: np.ndarray | None = None,
+                dropped: list | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Epoch e: a fresh draw of the whole training split, ``pipe(images, ids, copy=e + 1)`` - the
+    draws ``augcli.torch.BatchAugmenter`` gives epoch e - or the real images every epoch when
+    ``pipe`` is None. Draws equal to one of ``exclude`` are dropped, their count appended to ``dropped``."""
+    for epoch in range(epochs):
+        if pipe is None:
+            yield train.images, train.labels
+            continue
+        images, labels = pipe(train.images, ids=list(train.ids), copy=epoch + 1, labels=train.labels)
+        yield without_matches(images, labels, exclude, dropped)
+
+
 def class_probabilities(model, features: np.ndarray) -> np.ndarray:
     """(N, K) class probabilities: ``predict_proba``, else a softmax of ``decision_function``
     (SVC without probability estimates)."""
@@ -34,12 +57,12 @@ def class_probabilities(model, features: np.ndarray) -> np.ndarray:
 
 def epoch_metrics(model, images: np.ndarray, labels: np.ndarray, val_images: np.ndarray,
                   val_labels: np.ndarray) -> tuple[float, float, float]:
-    """(train accuracy, val accuracy, mean train confidence) of ``model`` on flattened pixels / 255."""
+    """(train accuracy, val accuracy, mean train confidence) of ``model`` on pixels / 255."""
     hard = hard_labels(labels)
-    proba = class_probabilities(model, features(images))
+    proba = class_probabilities(model, features(images, model))
     classes = np.asarray(getattr(model, "classes_", np.arange(proba.shape[1])))
     train_acc = float(np.mean(classes[proba.argmax(axis=1)] == hard))
-    val_acc = float(np.mean(model.predict(features(val_images)) == val_labels)) if len(val_labels) else math.nan
+    val_acc = float(np.mean(model.predict(features(val_images, model)) == val_labels)) if len(val_labels) else math.nan
     return train_acc, val_acc, float(proba.max(axis=1).mean())
 
 
@@ -63,11 +86,7 @@ def adaptive_epochs(augment: AdaptivePipeline, train, val, epochs: int, model: C
     control = augment.controller
     for epoch in range(epochs):
         images, labels = augment(train.images, ids=ids, copy=epoch + 1, labels=train.labels)
-        if exclude is not None:
-            keep = ~duplicates_of(images, exclude)
-            images, labels = images[keep], labels[keep]
-            if dropped is not None:
-                dropped.append(int((~keep).sum()))
+        images, labels = without_matches(images, labels, exclude, dropped)
         yield images, labels
         if control.metric == "gap" and not len(val):
             continue

@@ -25,7 +25,7 @@ from augcli.evaluation import models as M
 from augcli.pipeline import Pipeline
 from augcli.errors import DataError
 from augcli.datasets.split import held_out_counts, holdout, split_indices
-from augcli.evaluation.online import adaptive_epochs
+from augcli.evaluation.online import adaptive_epochs, fresh_draws
 
 OFFLINE_ARMS = ("original", "augmented")
 ONLINE_ARMS = ("original", "offline", "online")
@@ -39,9 +39,18 @@ class Settings:
     fractions: tuple = (0.05, 0.1, 0.25)
     repeats: int = 10
     online: bool = False
-    epochs: int = 100         # --online: partial_fit passes per arm, each of len(train) samples
-    pca: int | None = None    # PCA components before the model (off by default)
+    epochs: int | None = None  # --online: partial_fit passes per arm (of len(train) samples); cnn: its epochs
+    pca: int | None = None     # PCA components before the model (off by default)
     jobs: int = 1
+    device: str = "cpu"        # where the cnn trains
+
+    def epochs_for(self, model: str) -> int:
+        """``epochs``, or the model's default: 60 for the CNN, 100 partial_fit passes otherwise."""
+        return int(self.epochs) if self.epochs else M.default_epochs(model)
+
+    def model_options(self, model: str) -> dict:
+        """What ``models.make_model`` passes on to the models that take it (the CNN)."""
+        return {"epochs": self.epochs_for(model), "device": self.device}
 
     @property
     def arms(self) -> tuple:
@@ -114,11 +123,6 @@ def require_samples(dataset: Dataset, fraction: float, per_class: int, total: in
                     f"images or raise --train-fraction")
 
 
-def _drop_leaks(images: np.ndarray, labels: np.ndarray, test: np.ndarray):
-    keep = ~duplicates_of(images, test)
-    return images[keep], labels[keep], int((~keep).sum())
-
-
 @dataclass
 class TaskData:
     """One (fraction, repeat): the splits and the augmented training set every model of it uses."""
@@ -164,15 +168,6 @@ def _cycle(images: np.ndarray, labels: np.ndarray, order: np.ndarray, size: int,
         yield images[rows], labels[rows]
 
 
-def _online_epochs(train: Dataset, pipe: Pipeline, epochs: int, test_images: np.ndarray, dropped: list):
-    """Epoch e trains on a fresh draw of the whole training split, ``Pipeline(images, ids, copy=e + 1)``."""
-    for epoch in range(epochs):
-        images, labels = pipe(train.images, ids=list(train.ids), copy=epoch + 1, labels=train.labels)
-        images, labels, n = _drop_leaks(images, labels, test_images)
-        dropped.append(n)
-        yield images, labels
-
-
 def _adaptive_arm(ctx: Context, data: TaskData, model: str, state: int, k: int, dropped: list) -> tuple[dict, dict]:
     """The online arm under the strategy's ``adaptive:`` section -> (test scores, p trajectory).
 
@@ -185,9 +180,10 @@ def _adaptive_arm(ctx: Context, data: TaskData, model: str, state: int, k: int, 
     else:
         fit, val = data.train, data.train.subset(np.zeros(0, dtype=np.int64))
     control = AdaptiveController.from_config(config)
-    fitted = M.make_model(model, state)
+    fitted = M.make_model(model, state, **ctx.settings.model_options(model))
     # ADA's overfitting signal concerns the real training images, not the draws: measure_real
-    M.fit_epochs(fitted, adaptive_epochs(AdaptivePipeline(data.pipeline, control), fit, val, ctx.settings.epochs,
+    M.fit_epochs(fitted, adaptive_epochs(AdaptivePipeline(data.pipeline, control), fit, val,
+                                         ctx.settings.epochs_for(model),
                                          lambda: fitted, exclude=data.test.images, measure_real=True,
                                          dropped=dropped), k)
     trace = {"n_fit": len(fit), "n_val": len(val), "p_init": float(config["p_init"]),
@@ -239,25 +235,28 @@ def run_task(ctx: Context, model: str, fraction: float, repeat: int) -> dict:
                   "n_train": len(train), "n_test": len(test), "n_augmented": len(aug), "leak_removed": data.leaked,
                   "label_errors_removed": data.label_errors, "arms": {}}
         dropped = [data.leaked_augmented]
-        if ctx.settings.online:
-            epochs = ctx.settings.epochs
+        options = ctx.settings.model_options(model)
+        if ctx.settings.online or M.MODELS[model].torch:
+            epochs = options["epochs"]
             # every arm sees len(train) samples per epoch, so they differ in data, not in training budget
+            # (generators: only the arms trained here run)
             passes = {
                 "original": _cycle(train.images, train.labels, np.arange(len(train)), len(train), epochs),
                 "offline": _cycle(aug.images, aug.labels, np.lexsort((aug.source_index, aug.copy_index)),
                                   len(train), epochs),
-                "online": _online_epochs(train, data.pipeline, epochs, test.images, dropped),
+                "online": fresh_draws(train, data.pipeline, epochs, test.images, dropped),
             }
-            for arm in ONLINE_ARMS:
+            passes["augmented"] = passes["offline"]  # the offline form's name for it
+            for arm in ctx.settings.arms:
                 if arm == "online" and ctx.adaptive:
                     result["arms"][arm], result["adaptive"] = _adaptive_arm(ctx, data, model, state, k, dropped)
                     continue
-                fitted = M.fit_epochs(M.make_model(model, state), passes[arm], k)
+                fitted = M.fit_epochs(M.make_model(model, state, **options), passes[arm], k)
                 result["arms"][arm] = M.scores(fitted, test.images, test.labels, k)
         else:
             pca = _pca_size(ctx.settings.pca, train)
             for arm, (x, y) in (("original", (train.images, train.labels)), ("augmented", (aug.images, aug.labels))):
-                fitted = M.fit(M.make_model(model, state, pca), x, y)
+                fitted = M.fit(M.make_model(model, state, pca, **options), x, y)
                 result["arms"][arm] = M.scores(fitted, test.images, test.labels, k)
     result["leak_removed_augmented"] = sum(dropped)
     return result

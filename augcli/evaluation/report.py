@@ -40,11 +40,16 @@ def _protocol(aug: dict, settings: Settings, prepared, limit: int | None) -> dic
     return {"models": list(settings.models), "fractions": list(settings.fractions),
             "repeats": settings.repeats, "arms": list(settings.arms),
             "comparisons": [list(c) for c in settings.comparisons], "online": settings.online,
-            "epochs": settings.epochs if settings.online else None, "pca": settings.pca, "limit": limit,
+            "epochs": _epochs(settings), "pca": settings.pca, "limit": limit, "device": settings.device,
             "copies": aug["copies"], "keep_originals": aug["keep_originals"],
             "leakage_max_distance": prepared.near_distance, "label_error_folds": prepared.label_folds,
             "model_specs": {m: M.describe(m, settings.pca) for m in settings.models},
             "notes": _notes(settings, aug)}
+
+
+def _epochs(settings: Settings) -> dict | None:
+    """Epochs per model where they apply (on-line arms, the CNN), else None."""
+    return {m: settings.epochs_for(m) for m in settings.models if settings.online or M.MODELS[m].torch} or None
 
 
 def _notes(settings: Settings, aug: dict) -> list[str]:
@@ -62,14 +67,22 @@ def _notes(settings: Settings, aug: dict) -> list[str]:
         f"Augmented training set: exactly what `augcli run` writes for the training split: {aug['copies']} copies "
         f"per image{' (raised by class balancing to ' + str(balance) + ')' if balance is not None else ''}, "
         f"originals {'kept' if aug['keep_originals'] else 'not kept'}.",
-        "Soft labels (mixup, cutmix) train as one weighted row per class (sample_weight = label mass); models "
+        "Soft labels (mixup, cutmix) train as one weighted row per class (sample_weight = label mass), the cnn on "
+        "them as they are (soft-label cross-entropy); models "
         "without sample_weight (knn) use the argmax class.",
         "Statistics: mean and 95% Student-t interval over repeats; paired differences with a t interval and the "
         "paired t-test (scipy.stats.ttest_rel); per-class accuracy = recall of that class on the test split.",
     ]
+    cnn = [m for m in settings.models if M.MODELS[m].torch]
+    if cnn and not settings.online:
+        notes.append(
+            "cnn: both arms train by the same number of epochs (protocol.epochs) of len(train) samples each, from the "
+            "same initial weights, so they differ in data, not in training budget; the augmented arm reads the "
+            "augmented training set above in windows of len(train) rows ordered by (copy, source).")
     if settings.online:
         notes.append(
-            f"Online: every arm trains by {settings.epochs} partial_fit passes of len(train) samples each, from the "
+            "Online: every arm trains by the model's epochs (protocol.epochs) of partial_fit passes of len(train) "
+            "samples each, from the "
             "same initial weights - original: the originals every pass; offline: the augmented training set above, "
             "read in windows of len(train) rows ordered by (copy, source), so without balancing pass e is copy "
             "e mod (copies+1); online: pass e is a fresh draw Pipeline(images, ids, copy=e+1) of the training "
@@ -122,7 +135,12 @@ def command_line(report: dict) -> str:
         args += ["--train-fraction", f"{f:g}"]
     args += ["--repeats", str(p["repeats"])]
     if p["online"]:
-        args += ["--online", "--epochs", str(p["epochs"])]
+        args.append("--online")
+    epochs = set((p["epochs"] or {}).values())
+    if len(epochs) == 1:  # one value for every model reproduces it; several are each model's default
+        args += ["--epochs", str(epochs.pop())]
+    if p.get("device", "cpu") != "cpu":
+        args += ["--device", p["device"]]
     if p["pca"]:
         args += ["--pca", str(p["pca"])]
     return finish_command(args, report)

@@ -47,13 +47,13 @@ def _train_fold(task: S.Task, fold: S.Fold, ops: list[str]) -> list[dict]:
 
     augment = AdaptivePipeline(factory, control)
     if M.MODELS[task.model].online:
-        model = M.make_model(task.model, task.state)
+        model = S.new_model(task)
         M.fit_epochs(model, adaptive_epochs(augment, fold.train, fold.val, task.budget, lambda: model), task.num_classes)
     else:
         current = {}
         for images, labels in adaptive_epochs(augment, fold.train, fold.val, task.budget, lambda: current["model"]):
             both = np.concatenate([fold.train.images, images]), np.concatenate([fold.train.labels, labels])
-            current["model"] = M.fit(M.make_model(task.model, task.state), *both)
+            current["model"] = M.fit(S.new_model(task), *both)
     return control.history
 
 

@@ -69,13 +69,13 @@ class _Learner:
     def __init__(self, task: S.Task):
         self.task = task
         self.online = M.MODELS[task.model].online
-        self.model = M.make_model(task.model, task.state)
+        self.model = S.new_model(task)
 
     def update(self, images: np.ndarray, labels: np.ndarray):
         if self.online:
             M.fit_epochs(self.model, [(images, labels)] * PASSES, self.task.num_classes)
         else:
-            self.model = M.fit(M.make_model(self.task.model, self.task.state), images, labels)
+            self.model = M.fit(S.new_model(self.task), images, labels)
         return self.model
 
 

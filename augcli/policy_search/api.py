@@ -49,6 +49,7 @@ def check_settings(settings: Settings) -> None:
         raise UsageError(f"--folds must be at least 2, got {settings.folds}")
     if settings.budget is not None and settings.budget < 1:
         raise UsageError(f"--budget must be at least 1, got {settings.budget}")
+    M.check_available([settings.model], settings.device)
 
 
 def space_for(strategy: Strategy, image_shape: tuple | None = None) -> Space:
@@ -115,9 +116,10 @@ def check_samples(cleaned, settings: Settings) -> None:
 def _job(strategy: Strategy, settings: Settings, prepared) -> Job:
     """What every repeat shares: evaluate's context for the test arms, the space, the input policy."""
     aug = strategy.section("augment")
-    copies_arm = bool(aug["pipeline"]) and settings.copies != aug["copies"]
+    # on-line training does not depend on copies, so the arm would repeat the input's
+    copies_arm = bool(aug["pipeline"]) and settings.copies != aug["copies"] and not settings.online
     eval_settings = FinalSettings(models=(settings.model,), fractions=(settings.fraction,), repeats=settings.repeats,
-                                  copies_arm=copies_arm)
+                                  epochs=settings.epochs, device=settings.device, copies_arm=copies_arm)
     ctx = P.Context(prepared.cleaned, prepared.pipeline, partial(stages.train_copies, aug), aug["keep_originals"],
                     strategy.seed, eval_settings, near_distance=prepared.near_distance, label_folds=prepared.label_folds)
     return Job(ctx, settings, build_space(prepared.cleaned.image_shape, aug["rules"]), list(aug["pipeline"]),

@@ -19,8 +19,6 @@ from typing import Callable
 
 import numpy as np
 
-from augcli.clean.exact import duplicates_of
-from augcli.engine.augment import augment_dataset
 from augcli.evaluation.api import Settings as EvalSettings
 from augcli.evaluation import models as M
 from augcli.evaluation import protocol as P
@@ -51,6 +49,17 @@ class Settings:
     jobs: int = 1
     copies: int | None = None   # copies per image of the tuned strategy; None = chosen by CV (``COPY_FACTORS``)
     options: dict = field(default_factory=dict)
+    epochs: int | None = None   # the CNN's epochs (default models.CNN_EPOCHS)
+    device: str = "cpu"         # where the CNN trains
+
+    @property
+    def online(self) -> bool:
+        """The CNN is judged as it will be trained: on a fresh draw of its images every epoch."""
+        return M.MODELS[self.model].torch
+
+    @property
+    def model_options(self) -> dict:
+        return {"epochs": int(self.epochs) if self.epochs else M.default_epochs(self.model), "device": self.device}
 
     @property
     def effective_budget(self) -> int:
@@ -91,9 +100,12 @@ class Job:
         return max(1, self.input_copies)
 
     def ladder(self) -> list[int]:
-        """The copies per image the search may choose: fixed by ``--copies``, else ``COPY_FACTORS``."""
+        """The copies per image the search may choose: fixed by ``--copies``, else ``COPY_FACTORS``
+        (on-line training draws afresh every epoch: copies do not change it, so the input's stay)."""
         if self.settings.copies is not None:
             return [int(self.settings.copies)]
+        if self.settings.online:
+            return [self.input_copies]
         return [self.base_copies * f for f in COPY_FACTORS]
 
 
@@ -102,7 +114,8 @@ def _task(job: Job, train, seed: int, state: int) -> S.Task:
     return S.Task(train=train, space=job.space, model=s.model, state=state, seed=seed,
                   copies=job.copies_for(job.base_copies), copies_tag=job.base_copies,
                   keep_originals=job.ctx.keep_originals, rules=job.ctx.pipeline.rules, budget=s.effective_budget,
-                  k=s.folds, input_entries=job.input_entries, options=dict(s.options))
+                  k=s.folds, input_entries=job.input_entries, options=dict(s.options), model_options=s.model_options,
+                  online=s.online)
 
 
 def search_train(job: Job, train, seed: int, state: int, tick=None) -> tuple[S.Candidate, int, dict]:
@@ -142,18 +155,16 @@ def choose_copies(job: Job, task: S.Task, chosen: S.Candidate) -> tuple[int, lis
 def _arm(job: Job, data: P.TaskData, entries: list, copies: int, state: int, k: int) -> tuple[dict, int]:
     """Test scores of the model trained on the training portion augmented by ``entries`` with
     ``copies`` per image; augmented images equal to a test image are dropped, as in evaluate."""
-    task = _task(job, data.train, data.seed, state)
-    out = augment_dataset(data.train, S.pipeline(task, entries), job.copies_for(copies)(data.train),
-                          job.ctx.keep_originals)
-    keep = ~duplicates_of(out.images, data.test.images)
-    fitted = M.fit(M.make_model(job.settings.model, state), out.images[keep], out.labels[keep])
-    return M.scores(fitted, data.test.images, data.test.labels, k), int((~keep).sum())
+    task = S.at_copies(_task(job, data.train, data.seed, state), job.copies_for(copies), copies)
+    dropped = []
+    fitted = S.fit_on(task, data.train, entries, exclude=data.test.images, dropped=dropped)
+    return M.scores(fitted, data.test.images, data.test.labels, k), sum(dropped)
 
 
 def _input_at(job: Job, data: P.TaskData, copies: int, state: int, k: int, arms: dict) -> tuple[dict, int]:
     """The input pipeline at ``copies`` per image -> (test scores, augmented images dropped as test duplicates)."""
-    if copies == job.input_copies:
-        return arms["input"], data.leaked_augmented
+    if copies == job.input_copies:  # the input arm itself: its dropped images are counted already
+        return arms["input"], 0
     return _arm(job, data, job.input_entries, copies, state, k)
 
 
@@ -179,17 +190,20 @@ def run_repeat(job: Job, repeat: int, tick=None) -> dict:
         state = P.model_state(job.ctx.seed, repeat)
         chosen, copies, found = search_train(job, data.train, data.seed, state, tick)
         searched = time.perf_counter() - started
-        arms = {"original": M.scores(M.fit(M.make_model(s.model, state), data.train.images, data.train.labels),
-                                     data.test.images, data.test.labels, k),
-                "input": M.scores(M.fit(M.make_model(s.model, state), data.augmented.images, data.augmented.labels),
-                                  data.test.images, data.test.labels, k)}
+        task = _task(job, data.train, data.seed, state)
+        arms = {"original": M.scores(S.fit_on(task, data.train, []), data.test.images, data.test.labels, k)}
+        if s.online:  # the input pipeline drawn afresh every epoch, as the tuned one is
+            arms["input"], input_leaks = _arm(job, data, job.input_entries, job.input_copies, state, k)
+        else:
+            fitted, input_leaks = M.fit(S.new_model(task), data.augmented.images, data.augmented.labels), 0
+            arms["input"] = M.scores(fitted, data.test.images, data.test.labels, k)
         arms["tuned"], tuned_leaks = _tuned_scores(job, data, chosen, copies, state, k, arms)
         if job.copies_arm:
             same = chosen.name == "input"  # the tuned arm is the input pipeline at the tuned copies
             arms[INPUT_AT_COPIES] = arms["tuned"] if same else _input_at(job, data, copies, state, k, arms)[0]
     return {"model": s.model, "fraction": float(s.fraction), "repeat": int(repeat), "seed": data.seed,
             "n_train": len(data.train), "n_test": len(data.test), "n_augmented": len(data.augmented),
-            "leak_removed": data.leaked, "leak_removed_augmented": data.leaked_augmented + tuned_leaks,
+            "leak_removed": data.leaked, "leak_removed_augmented": data.leaked_augmented + input_leaks + tuned_leaks,
             "label_errors_removed": data.label_errors, "arms": arms, "search": found,
             "chosen": {"name": chosen.name, "entries": chosen.entries, "copies": copies,
                        "policy": None if chosen.policy is None else chosen.policy.to_json()},

@@ -59,7 +59,9 @@ def _protocol(aug: dict, settings: Settings, job, tuned_copies: int, limit: int 
             "folds": settings.folds, "fraction": settings.fraction, "repeats": settings.repeats, "limit": limit,
             "copies": aug["copies"], "copies_choice": "cv" if settings.copies is None else "fixed",
             "copies_ladder": job.ladder(), "tuned_copies": tuned_copies,
-            "keep_originals": aug["keep_originals"], "options": dict(settings.options), "notes": _notes(settings)}
+            "keep_originals": aug["keep_originals"], "options": dict(settings.options), "online": settings.online,
+            "epochs": settings.model_options["epochs"] if M.MODELS[settings.model].torch else None,
+            "device": settings.device, "notes": _notes(settings)}
 
 
 def _notes(settings: Settings) -> list[str]:
@@ -72,11 +74,14 @@ def _notes(settings: Settings) -> list[str]:
         "every candidate is augmented with the repeat's seed (common random numbers).",
         f"Each method's candidates, no augmentation and the input strategy's pipeline are compared by "
         f"{max(settings.folds, S.FINAL_FOLDS)}-fold CV accuracy over {S.PASSES} fresh passes (fold partitions and draws "
-        "no method searched on, new ones each pass; the model trained on the fold-train images plus "
-        "their copies, as `augcli run` would write them). The incumbent - the input strategy, or no augmentation when "
+        "no method searched on, new ones each pass; the model trained on the fold-train images " + (
+            f"drawn afresh in each of its {settings.model_options['epochs']} epochs, as it will be trained" if
+            settings.online else "plus their copies, as `augcli run` would write them") + "). The incumbent - the input strategy, or no augmentation when "
         f"it has no pipeline - stays unless the best candidate beats it by more than {S.SWITCH_T:g} standard errors of "
         "the paired per-fold differences.",
         "Copies per image: " + ("fixed by --copies." if settings.copies is not None else
+                                "the input's: on-line training draws afresh every epoch, so copies do not change it."
+                                if settings.online else
                                 f"the chosen policy is scored at {' / '.join(f'{f}x' for f in COPY_FACTORS)} the input's "
                                 "copies and moves up a step unless CV finds that step worse than the copies kept so far "
                                 "by more than one standard error."),
@@ -84,7 +89,9 @@ def _notes(settings: Settings) -> list[str]:
         "augmentation), input (the strategy's augmentation, evaluate's 'augmented' arm), input_copies (the input "
         "pipeline at the repeat's tuned copies, which separates the policy's effect from the copies') and tuned (the "
         "repeat's policy and copies, with the input's balance and keep_originals). Augmented images equal to a test "
-        "image are dropped, as in evaluate.",
+        "image are dropped, as in evaluate." + (" The augmented arms train on-line: every epoch a fresh draw "
+                                                "Pipeline(images, ids, copy=e+1) of the training portion." if
+                                                settings.online else ""),
         "Repeat 0's policy is the tuned strategy; the other repeats re-run the search on their own training portion, "
         "so the test differences estimate searching-then-training (nested validation), not one fixed policy.",
         "Statistics: mean and 95% Student-t interval over repeats; paired differences with the paired t-test "

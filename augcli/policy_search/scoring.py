@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from augcli.evaluation.online import class_probabilities
+from augcli.evaluation.online import without_matches, class_probabilities, fresh_draws
 from augcli.datasets.base import Dataset, hard_labels
 from augcli.engine.augment import augment_dataset
 from augcli.evaluation import models as M
@@ -64,6 +64,8 @@ class Task:
     input_entries: list
     options: dict = field(default_factory=dict)
     copies_tag: object = None    # names ``copies`` in the score cache when candidates are scored at other copies
+    model_options: dict = field(default_factory=dict)  # make_model's epochs/device (the CNN)
+    online: bool = False         # train as the CNN is trained: a fresh draw of the images every epoch
     cache: dict = field(default_factory=dict)
     _partitions: dict = field(default_factory=dict)
 
@@ -101,7 +103,7 @@ def make_folds(train: Dataset, seed: int, k: int) -> list[Fold]:
 def pipeline(task: Task, entries: list, seed: int | None = None) -> Pipeline:
     """A ``Pipeline`` of ``entries`` with the strategy's rules, seeded with the task's seed."""
     transforms = [build(e, ("augment", "pipeline", i)) for i, e in enumerate(entries)]
-    return Pipeline(transforms, seed=task.seed if seed is None else seed, rules=task.rules)
+    return Pipeline(transforms, seed=task.seed if seed is None else seed, rules=task.rules, num_classes=task.num_classes)
 
 
 def augmented_set(task: Task, data: Dataset, entries: list, seed: int | None = None):
@@ -109,16 +111,31 @@ def augmented_set(task: Task, data: Dataset, entries: list, seed: int | None = N
     return augment_dataset(data, pipeline(task, entries, seed), task.copies(data), task.keep_originals)
 
 
-def fit_on(task: Task, data: Dataset, entries: list, seed: int | None = None):
-    """The task's model trained on ``data`` augmented by ``entries`` (no copies when empty)."""
+def new_model(task: Task):
+    """The task's model, unfitted."""
+    return M.make_model(task.model, task.state, **task.model_options)
+
+
+def fit_on(task: Task, data: Dataset, entries: list, seed: int | None = None, exclude: np.ndarray | None = None,
+           dropped: list | None = None):
+    """The task's model trained on ``data`` augmented by ``entries`` (none when empty): on the
+    originals plus copies as ``augcli run`` writes them, or on-line (``task.online``) on a fresh
+    draw every epoch. Augmented images equal to one of ``exclude`` are left out, their count
+    appended to ``dropped``."""
+    model = new_model(task)
+    if task.online:
+        pipe = pipeline(task, entries, seed) if entries else None
+        epochs = fresh_draws(data, pipe, task.model_options["epochs"], exclude, dropped)
+        return M.fit_epochs(model, epochs, task.num_classes)
     if not entries:
-        return M.fit(M.make_model(task.model, task.state), data.images, data.labels)
+        return M.fit(model, data.images, data.labels)
     aug = augmented_set(task, data, entries, seed)
-    return M.fit(M.make_model(task.model, task.state), aug.images, aug.labels)
+    images, labels = without_matches(aug.images, aug.labels, exclude, dropped)
+    return M.fit(model, images, labels)
 
 
 def accuracy(model, data: Dataset) -> float:
-    return float(np.mean(model.predict(M.features(data.images)) == data.labels)) if len(data) else float("nan")
+    return float(np.mean(model.predict(M.features(data.images, model)) == data.labels)) if len(data) else float("nan")
 
 
 def cv_score(task: Task, entries: list, passes: int = 1, first: int = 0) -> dict:
@@ -137,7 +154,7 @@ def cv_score(task: Task, entries: list, passes: int = 1, first: int = 0) -> dict
 
 def recognition(model, images: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     """(accuracy, log-loss in nats) of ``model`` on ``images``; probabilities clipped at 1e-6."""
-    proba = class_probabilities(model, M.features(images))
+    proba = class_probabilities(model, M.features(images, model))
     classes = np.asarray(getattr(model, "classes_", np.arange(proba.shape[1])))
     pred = classes[proba.argmax(axis=1)]
     column = np.searchsorted(classes, labels)
