@@ -50,3 +50,22 @@ def test_mixing_gives_soft_labels_of_width_k_for_any_batch(source):
     x, y = augmenter([(source.read(np.array([i]))[0], int(source.labels[i]), str(source.ids[i])) for i in zeros])
     assert x.shape == (len(zeros), 1, 8, 8) and y.shape == (len(zeros), 10) and y.dtype == torch.float32
     assert torch.allclose(y.sum(dim=1), torch.ones(len(zeros)))
+
+
+EVERY_BYTE = np.arange(2 * 16 * 16 * 3, dtype=np.uint8).reshape(2, 16, 16, 3)  # each byte value in each channel
+
+
+def _collate(images, entries=(), **options):
+    augmenter = BatchAugmenter(Pipeline.from_config(list(entries), seed=3), num_classes=10, **options)
+    return augmenter([(image, 0, str(i)) for i, image in enumerate(images)])[0]
+
+
+def test_float_batches_are_exactly_the_plain_formula(source):
+    x = _collate(EVERY_BYTE)
+    assert x.dtype == torch.float32 and x.is_contiguous()
+    assert torch.equal(x, torch.from_numpy(EVERY_BYTE).permute(0, 3, 1, 2).float().div_(255))
+    images = source.read(np.arange(16))  # augmented, one channel
+    augmented = Pipeline.from_config(ENTRIES, seed=3)(images, ids=[str(i) for i in range(16)], copy=1)
+    plain = torch.from_numpy(augmented).permute(0, 3, 1, 2).float().div_(255)
+    assert torch.equal(_collate(images, ENTRIES), plain) and not np.array_equal(augmented, images)
+
