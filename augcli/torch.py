@@ -2,8 +2,9 @@
 
 ``SourceDataset`` serves any augcli source (digits, a folder, an ``.npz``) by index as
 (uint8 (H, W, C) image, class index, id); ``BatchAugmenter`` is a ``collate_fn`` that stacks a
-batch, augments it in one batched call and returns float (B, C, H, W) in [0, 1] and labels:
-class indices, or soft (B, K) rows when the pipeline mixes (mixup, cutmix), K = the class count.
+batch, augments it in one batched call and returns float (B, C, H, W) in [0, 1] (or normalised by
+``mean``/``std``, or uint8) and labels: class indices, or soft (B, K) rows when the pipeline mixes
+(mixup, cutmix), K = the class count.
 
 Draws depend on (the strategy's seed, sample id, epoch) only (``Pipeline.keys``), so a batch's
 bytes are the same for any ``num_workers`` and worker start method. Without mixing they are the
@@ -41,14 +42,27 @@ class SourceDataset(_TorchDataset):
 
 
 class BatchAugmenter:
-    """``collate_fn``: a list of (image, label, id) -> (float (B, C, H, W) tensor in [0, 1], labels tensor),
-    augmented by ``pipeline`` for the current epoch, on ``device``. Labels are int64 class indices, or
-    float32 (B, K) soft rows under mixing."""
+    """``collate_fn``: a list of (image, label, id) -> ((B, C, H, W) tensor, labels tensor), augmented by
+    ``pipeline`` for the current epoch, on ``device``.
 
-    def __init__(self, pipeline: Pipeline, num_classes: int, device: str | torch.device = "cpu", epoch: int = 0):
+    The images are float32 ``x / 255`` in [0, 1], or ``(x / 255 - mean) / std`` per channel when ``mean``
+    and ``std`` (1 or C values each) are given: torchvision's ``Normalize``, in float32, so the same bits.
+    ``dtype=torch.uint8`` gives the augmented bytes as (B, C, H, W) uint8 instead, e.g. to normalise on a
+    GPU ``device``. Labels are int64 class indices, or float32 (B, K) soft rows under mixing."""
+
+    def __init__(self, pipeline: Pipeline, num_classes: int, device: str | torch.device = "cpu", epoch: int = 0,
+                 mean=None, std=None, dtype: torch.dtype = torch.float32):
         self.pipeline, self.num_classes = pipeline, int(num_classes)
         self.device = torch.device(device)
         self.epoch = int(epoch)
+        if dtype not in (torch.float32, torch.uint8):
+            raise ValueError(f"dtype must be torch.float32 or torch.uint8, got {dtype}")
+        if (mean is None) != (std is None) or (dtype == torch.uint8 and mean is not None):
+            raise ValueError("give mean and std together, and only with dtype=torch.float32")
+        self.dtype = dtype
+        self.mean, self.std = (None if v is None else np.atleast_1d(np.asarray(v, np.float32)) for v in (mean, std))
+        if self.std is not None and not self.std.all():
+            raise ValueError("std must not be 0")
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -59,24 +73,37 @@ class BatchAugmenter:
         ids = [str(b[2]) for b in batch]
         out, out_labels = self.pipeline(images, ids=ids, copy=self.epoch + 1, labels=labels,
                                         num_classes=self.num_classes)
-        x = _nchw(out, _UNIT).to(self.device)
+        x = _nchw(out, self._tables(out.shape[3])).to(self.device)
         dtype = torch.float32 if out_labels.ndim == 2 else torch.int64
         return x, torch.as_tensor(np.asarray(out_labels), dtype=dtype, device=self.device)
 
+    def _tables(self, channels: int) -> list[np.ndarray]:
+        """Per channel, the 256 values the bytes 0..255 become."""
+        if self.dtype == torch.uint8:
+            return [_BYTES] * channels
+        if self.mean is None:
+            return [_UNIT] * channels
+        if {len(self.mean), len(self.std)} - {1, channels}:
+            raise ValueError(f"mean and std need 1 or {channels} values (the channels), "
+                             f"got {len(self.mean)} and {len(self.std)}")
+        mean, std = (np.broadcast_to(v, (channels,)) for v in (self.mean, self.std))
+        return [(_UNIT - m) / s for m, s in zip(mean, std)]  # float32 steps, as Normalize's sub_ and div_
+
 
 _UNIT = np.arange(256, dtype=np.float32) / np.float32(255)  # float32 division, as torch's div_(255): the same bits
+_BYTES = np.arange(256, dtype=np.uint8)
 
 
-def _nchw(out: np.ndarray, lut: np.ndarray) -> torch.Tensor:
-    """uint8 (N, H, W, C) -> (N, C, H, W) float32 tensor in one pass: each channel plane through the
-    256-entry table ``lut`` (cv2.LUT), written straight into the output (a strided float convert and a
-    separate division cost ~5x more)."""
+def _nchw(out: np.ndarray, tables: list[np.ndarray]) -> torch.Tensor:
+    """uint8 (N, H, W, C) -> (N, C, H, W) tensor of the tables' dtype (float32 or uint8) in one pass: each
+    channel plane through its 256-entry table (cv2.LUT), written straight into the output (a strided
+    float convert and a separate division cost ~5x more)."""
     n, h, w, c = out.shape
-    x = _empty((n, c, h, w), torch.float32)
+    x = _empty((n, c, h, w), torch.float32 if tables[0].dtype == np.float32 else torch.uint8)
     planes = x.numpy()
     for i in range(n):
         for k, plane in enumerate(cv2.split(out[i])):  # contiguous uint8 planes, what LUT reads fastest
-            cv2.LUT(plane, lut, dst=planes[i, k])  # a contiguous view of the right type: filled in place
+            cv2.LUT(plane, tables[k], dst=planes[i, k])  # a contiguous view of the right type: filled in place
     return x
 
 

@@ -53,6 +53,7 @@ def test_mixing_gives_soft_labels_of_width_k_for_any_batch(source):
 
 
 EVERY_BYTE = np.arange(2 * 16 * 16 * 3, dtype=np.uint8).reshape(2, 16, 16, 3)  # each byte value in each channel
+IMAGENET = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
 
 
 def _collate(images, entries=(), **options):
@@ -69,3 +70,25 @@ def test_float_batches_are_exactly_the_plain_formula(source):
     plain = torch.from_numpy(augmented).permute(0, 3, 1, 2).float().div_(255)
     assert torch.equal(_collate(images, ENTRIES), plain) and not np.array_equal(augmented, images)
 
+
+def test_mean_std_normalise_as_torchvision_does():
+    x = _collate(EVERY_BYTE, **IMAGENET)
+    mean, std = (torch.tensor(IMAGENET[k]).view(3, 1, 1) for k in ("mean", "std"))
+    plain = torch.from_numpy(EVERY_BYTE).permute(0, 3, 1, 2).float().div_(255)
+    assert torch.equal(x, plain.sub_(mean).div_(std))  # Normalize's float32 steps: the same bits
+    assert torch.equal(_collate(EVERY_BYTE, mean=0.5, std=0.5), _collate(EVERY_BYTE, mean=[0.5] * 3, std=[0.5] * 3))
+    with pytest.raises(ValueError, match="1 or 3 values"):
+        _collate(EVERY_BYTE, mean=(0.5, 0.5), std=(0.2, 0.2))
+    with pytest.raises(ValueError, match="together"):
+        _collate(EVERY_BYTE, mean=(0.5, 0.5, 0.5))
+
+
+def test_uint8_batches_are_the_augmented_bytes(source):
+    x = _collate(EVERY_BYTE, dtype=torch.uint8)
+    assert x.dtype == torch.uint8 and torch.equal(x, torch.from_numpy(EVERY_BYTE).permute(0, 3, 1, 2))
+    augmenter = BatchAugmenter(Pipeline.from_config(ENTRIES, seed=3), num_classes=10, dtype=torch.uint8)
+    x0, _ = _batches(source, augmenter, 32)
+    assert x0.dtype == torch.uint8 and torch.equal(_batches(source, augmenter, 32, num_workers=1)[0], x0)
+    assert torch.equal(x0.float().div_(255), _batches(source, BatchAugmenter(augmenter.pipeline, 10), 32)[0])
+    with pytest.raises(ValueError, match="only with dtype=torch.float32"):
+        _collate(EVERY_BYTE, mean=0.5, std=0.5, dtype=torch.uint8)
