@@ -21,13 +21,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset as _TorchDataset, get_worker_info
 
-from augcli.datasets.source import Source
+from augcli.datasets.source import ArraySource, Source
 from augcli.pipeline import Pipeline
 
 
 class SourceDataset(_TorchDataset):
     """Index -> (uint8 (H, W, C) array, class index, id) over ``source`` (rows ``rows``, default all).
-    A folder source decodes its file on each access (in the DataLoader's workers)."""
+    A folder source decodes its file on each access (in the DataLoader's workers); an in-memory one
+    gives a read-only view of its row."""
 
     def __init__(self, source: Source, rows=None):
         self.source = source
@@ -38,7 +39,12 @@ class SourceDataset(_TorchDataset):
 
     def __getitem__(self, i: int):
         row = self.rows[i]
-        return self.source.read(np.array([row]))[0], int(self.source.labels[row]), str(self.source.ids[row])
+        if isinstance(self.source, ArraySource):  # read() would copy it into a fresh array, copied again by the collate
+            image = self.source.data.images[row]
+            image.flags.writeable = False  # the view's flag only: the source stays writeable
+        else:
+            image = self.source.read(np.array([row]))[0]
+        return image, int(self.source.labels[row]), str(self.source.ids[row])
 
 
 class BatchAugmenter:

@@ -44,6 +44,14 @@ def test_batches_are_the_same_for_any_workers_and_start_method(source):
     assert not torch.equal(x0, raw)
 
 
+def test_an_in_memory_source_gives_read_only_views(source):
+    image, label, sample_id = SourceDataset(source, rows=[5, 7])[1]
+    assert np.array_equal(image, source.read(np.array([7]))[0])
+    assert (label, sample_id) == (source.labels[7], source.ids[7])
+    assert np.shares_memory(image, source.data.images) and not image.flags.writeable
+    assert source.data.images.flags.writeable
+
+
 def test_mixing_gives_soft_labels_of_width_k_for_any_batch(source):
     augmenter = BatchAugmenter(Pipeline.from_config([{"mixup": {"alpha": 0.4, "p": 1}}], seed=0), num_classes=10)
     zeros = [i for i in range(96) if source.labels[i] == 0][:5]  # a batch of one class only
