@@ -126,14 +126,15 @@ class AdaptivePipeline:
             self._built = {key: self.source(*key)}  # strength moves slowly: keep only the current build
         return self._built[key]
 
-    def __call__(self, images: np.ndarray, ids=None, copy=0, labels=None):
-        """Augment a batch at strength p; returns images, or (images, labels) when labels are given."""
+    def __call__(self, images: np.ndarray, ids=None, copy=0, labels=None, num_classes: int | None = None):
+        """Augment a batch at strength p; returns images, or (images, labels) when labels are given
+        (soft labels of width ``num_classes``, else the pipeline's own K, when it mixes)."""
         if ids is None:
             ids = [str(i) for i in range(images.shape[0])]
         pipe = self.pipeline()
         keys = sample_keys(pipe.seed, hash_ids(list(ids)), copy)
         if pipe is not self.source:
-            out, out_labels, _ = pipe.run(images, keys, labels)
+            out, out_labels, _ = pipe.run(images, keys, labels, num_classes=num_classes)
             return out if labels is None else (out, out_labels)
         gate = Streams(keys).child(_GATE_STEP).uniform() < self.controller.p
         idx = np.flatnonzero(gate)
@@ -141,7 +142,7 @@ class AdaptivePipeline:
         out_labels = labels
         if idx.size:
             sub_labels = None if labels is None else labels[idx]
-            result, new_labels, _ = pipe.run(images[idx], keys[idx], sub_labels)
+            result, new_labels, _ = pipe.run(images[idx], keys[idx], sub_labels, num_classes=num_classes)
             out[idx] = result
             if labels is not None and new_labels is not None:
                 out_labels = _merge_labels(labels, idx, new_labels)

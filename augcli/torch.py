@@ -54,9 +54,12 @@ class BatchAugmenter:
     The images are float32 ``x / 255`` in [0, 1], or ``(x / 255 - mean) / std`` per channel when ``mean``
     and ``std`` (1 or C values each) are given: torchvision's ``Normalize``, in float32, so the same bits.
     ``dtype=torch.uint8`` gives the augmented bytes as (B, C, H, W) uint8 instead, e.g. to normalise on a
-    GPU ``device``. Labels are int64 class indices, or float32 (B, K) soft rows under mixing."""
+    GPU ``device``. Labels are int64 class indices, or float32 (B, K) soft rows under mixing.
 
-    def __init__(self, pipeline: Pipeline, num_classes: int, device: str | torch.device = "cpu", epoch: int = 0,
+    ``pipeline`` is a ``Pipeline``, or an ``AdaptivePipeline`` (each sample augmented with probability
+    p, which ``update`` moves by ADA's rule between epochs): see ``from_strategy``."""
+
+    def __init__(self, pipeline, num_classes: int, device: str | torch.device = "cpu", epoch: int = 0,
                  mean=None, std=None, dtype: torch.dtype = torch.float32):
         self.pipeline, self.num_classes = pipeline, int(num_classes)
         self.device = torch.device(device)
@@ -70,8 +73,42 @@ class BatchAugmenter:
         if self.std is not None and not self.std.all():
             raise ValueError("std must not be 0")
 
+    @classmethod
+    def from_strategy(cls, strategy, class_names, overrides=(), **options) -> "BatchAugmenter":
+        """The strategy's pipeline for classes ``class_names`` (K = their count), under its ``adaptive:``
+        section when that is enabled (then ``update`` moves p); ``options`` as the constructor's."""
+        from augcli.adaptive import AdaptivePipeline  # function-level: only adaptive strategies need it
+        from augcli.config.strategy import Strategy, load_strategy
+
+        if not isinstance(strategy, Strategy):
+            strategy = load_strategy(strategy, overrides)
+        if (strategy.config.get("adaptive") or {}).get("enabled"):
+            pipeline = AdaptivePipeline.from_strategy(strategy, class_names=class_names)
+        else:
+            pipeline = Pipeline.from_strategy(strategy, class_names=class_names)
+        return cls(pipeline, num_classes=len(class_names), **options)
+
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
+
+    @property
+    def controller(self):
+        """The ``AdaptiveController`` when the pipeline is an ``AdaptivePipeline``, else None."""
+        return getattr(self.pipeline, "controller", None)
+
+    @property
+    def p(self) -> float:
+        """The share of samples augmented: the controller's p, else 1."""
+        return 1.0 if self.controller is None else self.controller.p
+
+    def update(self, train_metric: float, val_metric: float | None = None) -> float:
+        """After an epoch, ADA's step on p from the loop's metrics (train accuracy and val accuracy for
+        ``metric: gap``; mean top-class probability for ``metric: confidence``); returns p. Workers see
+        the new p from the next epoch's iterator on."""
+        if self.controller is None:
+            raise ValueError("update() needs an adaptive pipeline: an AdaptivePipeline, or a strategy whose "
+                             "adaptive: section is enabled")
+        return self.controller.update(train_metric, val_metric)
 
     def __call__(self, batch):
         images = np.stack([np.asarray(b[0], dtype=np.uint8) for b in batch])

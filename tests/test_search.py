@@ -323,16 +323,6 @@ def test_documented_numpy_loop_runs():
     assert len(history) == 6 and all(0.0 <= h["p"] <= 1.0 for h in history)
 
 
-def test_documented_pytorch_loop_runs(digits_images):
-    pytest.importorskip("torch")
-    scope: dict = {}
-    exec(_doc_block("## PyTorch `Dataset` and `DataLoader`"), scope)
-    images, target = digits_images
-    ids = np.array([f"d{i}" for i in range(300)])
-    _, control = scope["train"](images[:300], target[:300], ids, images[300:400], target[300:400], epochs=2)
-    assert len(control.history) == 2
-
-
 # --- the final choice and the copies ladder ----------------------------------------------------
 
 def test_final_choice_scores_on_fresh_folds(digits_images):

@@ -1,6 +1,8 @@
 """augcli.torch: the same batches for any num_workers and start method, soft labels of width K for
 any batch, and no dependence on the batch size without mixing."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -11,6 +13,7 @@ from augcli.datasets.source import ArraySource  # noqa: E402
 from augcli.pipeline import Pipeline  # noqa: E402
 from augcli.torch import BatchAugmenter, SourceDataset  # noqa: E402
 
+ROOT = Path(__file__).resolve().parents[1]
 ENTRIES = [{"affine": {"degrees": 10, "translate": 0.1}}, {"gaussian_noise": {"std": [0.01, 0.05], "p": 0.5}}]
 
 
@@ -100,3 +103,56 @@ def test_uint8_batches_are_the_augmented_bytes(source):
     assert torch.equal(x0.float().div_(255), _batches(source, BatchAugmenter(augmenter.pipeline, 10), 32)[0])
     with pytest.raises(ValueError, match="only with dtype=torch.float32"):
         _collate(EVERY_BYTE, mean=0.5, std=0.5, dtype=torch.uint8)
+
+
+def test_an_adaptive_augmenter_moves_p_between_epochs_the_same_for_any_workers(source):
+    from augcli import AdaptiveController, AdaptivePipeline
+
+    def run(**loader):
+        control = AdaptiveController(target=0.05, step=0.5, p_init=0.0)
+        augmenter = BatchAugmenter(AdaptivePipeline(Pipeline.from_config(ENTRIES, seed=3), control), num_classes=10)
+        epochs = []
+        for epoch in range(3):
+            augmenter.set_epoch(epoch)
+            epochs.append(_batches(source, augmenter, 32, **loader)[0])
+            augmenter.update(1.0, 0.5)  # train 1.0, val 0.5: the gap is above the target, so p goes up
+        return epochs, [h["p"] for h in control.history]
+
+    epochs, ps = run()
+    assert ps == [0.5, 1.0, 1.0]
+    raw = torch.from_numpy(source.read(np.arange(96))).permute(0, 3, 1, 2).float() / 255
+    assert torch.equal(epochs[0], raw)  # p = 0: nothing augmented
+    changed = [(x != raw).flatten(1).any(dim=1).float().mean().item() for x in epochs]
+    assert 0.2 < changed[1] < 0.8 and changed[2] > 0.9  # about half the samples at p = 0.5, all at p = 1
+    again, _ = run(num_workers=2)
+    assert all(torch.equal(a, b) for a, b in zip(epochs, again))
+
+
+def test_from_strategy_honours_the_adaptive_section():
+    names = [str(d) for d in range(10)]
+    adaptive = BatchAugmenter.from_strategy(ROOT / "configs" / "digits-adaptive.yaml", names)
+    assert adaptive.p == 0.0 and adaptive.num_classes == 10
+    assert adaptive.update(0.99) == 0.05  # metric confidence: 0.99 > target 0.9, one step up
+    plain = BatchAugmenter.from_strategy(ROOT / "configs" / "digits.yaml", names)
+    assert plain.p == 1.0 and plain.controller is None
+    with pytest.raises(ValueError, match="adaptive"):
+        plain.update(0.9, 0.8)
+
+
+def _doc_loop(workers: int, epochs: int):
+    text = (ROOT / "docs" / "training-loops.md").read_text(encoding="utf-8")
+    section = text.split("## PyTorch `Dataset` and `DataLoader`", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    scope = {"WORKERS": workers, "EPOCHS": epochs, "print": lambda *a: None}
+    exec(code, scope)
+    return scope
+
+
+def test_the_documented_training_loop_runs_the_same_on_0_and_2_workers(monkeypatch):
+    monkeypatch.chdir(ROOT)  # the example names configs/ relative to the repository
+    one, two = _doc_loop(0, 2), _doc_loop(2, 2)
+    history = one["augmenter"].controller.history
+    assert len(history) == 2 and one["p"] == history[-1]["p"] and 0.0 <= one["p"] <= 0.1
+    assert one["val_accuracy"] > 0.5
+    for a, b in zip(one["model"].state_dict().values(), two["model"].state_dict().values()):
+        assert torch.equal(a, b)
