@@ -1,4 +1,4 @@
-"""PyTorch data path (optional extra ``augcli[torch]``; this is the only module that imports torch).
+"""PyTorch data path (optional extra ``augcli[torch]``; torch is imported here and by ``evaluation.cnn`` only).
 
 ``SourceDataset`` serves any augcli source (digits, a folder, an ``.npz``) by index as
 (uint8 (H, W, C) image, class index, id); ``BatchAugmenter`` is a ``collate_fn`` that stacks a

@@ -32,8 +32,8 @@ from augcli.config.strategy import load_strategy
               help="Compare on-line augmentation (a fresh draw per epoch) with offline copies (partial_fit models); "
                    "an enabled adaptive: section in the strategy adapts the online arm's strength p.")
 @click.option("--epochs", type=click.IntRange(1), metavar="N",
-              help="cnn: training epochs (default 60); with --online: passes per arm, each of as many samples as "
-                   "the training split (default 100 for mlp, 60 for cnn).")
+              help="cnn: training epochs (default 150), each of as many samples as the training split; with "
+                   "--online: passes per arm, each of as many samples as the training split (mlp: default 100).")
 @click.option("--device", default="cpu", show_default=True, metavar="DEVICE",
               help="Where --model cnn trains (a torch device: cpu, cuda, cuda:1, mps).")
 @click.option("--pca", type=click.IntRange(1), metavar="N", help="Reduce the pixels to N PCA components first.")

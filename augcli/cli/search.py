@@ -29,7 +29,8 @@ _BUDGETS = "; ".join(f"{name}: {m.default_budget} {m.budget_unit}" for name, m i
 @click.option("--model", type=click.Choice(list(MODELS)), default="svm", show_default=True,
               help="The model the policy is tuned for (the evaluate models). cnn (extra augcli[torch]) judges "
                    "every policy on-line, as it will be trained: a fresh draw of the images every epoch.")
-@click.option("--epochs", type=click.IntRange(1), metavar="N", help="--model cnn: training epochs (default 60).")
+@click.option("--epochs", type=click.IntRange(1), metavar="N",
+              help="--model cnn: training epochs (default 150), each a fresh draw of the images it trains on.")
 @click.option("--device", default="cpu", show_default=True, metavar="DEVICE",
               help="Where --model cnn trains (a torch device: cpu, cuda, cuda:1, mps).")
 @click.option("--budget", type=click.IntRange(1), metavar="N", help=f"Search budget. Defaults: {_BUDGETS}.")

@@ -45,7 +45,7 @@ class Settings:
     device: str = "cpu"        # where the cnn trains
 
     def epochs_for(self, model: str) -> int:
-        """``epochs``, or the model's default: 60 for the CNN, 100 partial_fit passes otherwise."""
+        """``epochs``, or the model's default (``models.default_epochs``)."""
         return int(self.epochs) if self.epochs else M.default_epochs(model)
 
     def model_options(self, model: str) -> dict:
