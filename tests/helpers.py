@@ -28,6 +28,18 @@ augment:
 VOLATILE = {"report.json", "report.md"}
 
 
+# a small digits strategy (one mild affine copy per image) for command tests
+TINY_DIGITS = """\
+version: 1
+seed: 3
+dataset: {source: digits}
+augment:
+  copies: 1
+  pipeline:
+    - affine: {degrees: 6, shear: 6, scale: 0.05, p: 0.8}
+"""
+
+
 def invoke(*args):
     # imported here: the transform tests use this module without the CLI and all it loads
     from augcli.cli.main import cli

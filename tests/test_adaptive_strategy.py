@@ -7,17 +7,8 @@ import pytest
 
 from augcli.adaptive import AdaptivePipeline
 from augcli.config.strategy import strategy_from_text
-from tests.helpers import invoke, write_strategy
+from tests.helpers import TINY_DIGITS as TINY, invoke, write_strategy
 
-TINY = """\
-version: 1
-seed: 3
-dataset: {source: digits}
-augment:
-  copies: 1
-  pipeline:
-    - affine: {degrees: 6, shear: 6, scale: 0.05, p: 0.8}
-"""
 
 RISE = TINY + "adaptive: {enabled: true, metric: confidence, target: 0.0, step: 0.2, p_init: 0.0, p_max: 0.6}\n"
 FALL = TINY + "adaptive: {enabled: true, metric: gap, target: 1.0, step: 0.3, p_init: 1.0}\n"

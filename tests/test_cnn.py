@@ -14,17 +14,8 @@ from augcli.evaluation.cnn import CNNClassifier, network  # noqa: E402
 from augcli.evaluation.online import fresh_draws  # noqa: E402
 from augcli.pipeline import Pipeline  # noqa: E402
 from augcli.torch import BatchAugmenter, SourceDataset  # noqa: E402
-from tests.helpers import invoke, write_strategy  # noqa: E402
+from tests.helpers import TINY_DIGITS as TINY, invoke, write_strategy  # noqa: E402
 
-TINY = """\
-version: 1
-seed: 3
-dataset: {source: digits}
-augment:
-  copies: 1
-  pipeline:
-    - affine: {degrees: 6, shear: 6, scale: 0.05, p: 0.8}
-"""
 
 
 @pytest.fixture(scope="module")
