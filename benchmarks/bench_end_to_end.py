@@ -37,6 +37,11 @@ Peak RSS is ru_maxrss over the child's process tree (RUSAGE_CHILDREN in a small 
 the largest single process (a pool's worker or its parent), not their sum. Output bytes count the data files only (the images,
 tar or npz files), not augcli's manifest, report or preview. Start-up: `augcli run` on a 10-photo
 folder (basic pipeline, PNG, checks off), median of --repeats.
+
+Every run writes into a fresh folder and nothing is deleted until the last run has been timed
+(deleting the previous run's files just before a run would time the file system's aftermath, not
+the tool). So the work folder needs room for all the runs' outputs at once: about 20 GB for the
+PNG rows of both jobs at 2,000 photos, 3 repeats and 1 and 2 workers.
 """
 
 from __future__ import annotations
@@ -265,8 +270,14 @@ class Bench:
         if args.one_thread:
             self.env |= {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                                           "OPENCV_FOR_THREADS_NUM")}
-        for sub in ("strategies", "scripts", "logs", "runs"):
+        for sub in ("strategies", "scripts", "logs"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
+        self.runs = self.root / f"runs-{os.getpid()}"  # removed by ``finish``; never reused
+
+    def finish(self) -> None:
+        """Delete every run's output (and those of interrupted earlier benchmarks), after all timing."""
+        for old in self.root.glob("runs*"):
+            shutil.rmtree(old, ignore_errors=True)
 
     def augcli_command(self, photos: Path, job: Job, out: Path) -> list[str]:
         name = f"{job.pipeline}-{job.fmt}-{photos.name}"
@@ -282,7 +293,9 @@ class Bench:
         return [sys.executable, str(script), str(photos), str(out), job.fmt, str(job.workers), member]
 
     def timed(self, side: str, command: list[str], out: Path) -> Run:
-        shutil.rmtree(out, ignore_errors=True)  # both sides start from nothing, outside the timing
+        # A fresh folder per run, and nothing deleted until the benchmark ends: deleting the last run's
+        # thousands of files right before a timed run would time their aftermath (on ext4 without a
+        # journal, creating files passes over every inode freed in the last minute).
         out.mkdir(parents=True)
         log = self.root / "logs" / f"{out.name}.log"
         run = run_child(command, self.env, log)
@@ -292,11 +305,11 @@ class Bench:
 
     def compare(self, photos: Path, job: Job) -> dict:
         tag = f"{job.pipeline}-{job.fmt}-w{job.workers}"
-        outs = {"augcli": self.root / "runs" / f"augcli-{tag}", "script": self.root / "runs" / f"script-{tag}"}
-        commands = {"augcli": self.augcli_command(photos, job, outs["augcli"]),
-                    "script": self.script_command(photos, job, outs["script"])}
         runs: dict[str, list[Run]] = {"augcli": [], "script": []}
-        for _ in range(self.args.repeats):
+        for i in range(self.args.repeats):
+            outs = {side: self.runs / f"{side}-{tag}-{i}" for side in runs}
+            commands = {"augcli": self.augcli_command(photos, job, outs["augcli"]),
+                        "script": self.script_command(photos, job, outs["script"])}
             for side in ("augcli", "script"):
                 runs[side].append(self.timed(side, commands[side], outs[side]))
         expected = self.args.photos * COPIES
@@ -313,9 +326,9 @@ class Bench:
 
     def startup(self, photos: Path) -> float:
         job = Job("basic", "png", 1)
-        out = self.root / "runs" / "augcli-startup"
-        command = self.augcli_command(photos, job, out)
-        return statistics.median(self.timed("augcli", command, out).seconds for _ in range(self.args.repeats))
+        outs = [self.runs / f"augcli-startup-{i}" for i in range(self.args.repeats)]
+        return statistics.median(self.timed("augcli", self.augcli_command(photos, job, out), out).seconds
+                                 for out in outs)
 
 
 def _format_label(fmt: str, tar_image_format: str | None) -> str:
@@ -363,15 +376,18 @@ def main(argv=None) -> None:
     print("| job | format | workers | augcli s | script s | augcli img/s | script img/s | ratio | "
           "augcli peak RSS MiB | script peak RSS MiB | augcli MB | script MB |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for pipeline in args.jobs:
-        for fmt in args.formats:
-            for workers in args.workers:
-                job = Job(pipeline, fmt, workers)
-                print(table_row(job, bench.compare(photos, job), args.tar_image_format), flush=True)
-    if not args.no_startup:
-        small = photo_folder(bench.root, 10, args.size, min(args.classes, 10))
-        print(f"\nstart-up: augcli run on 10 photos (basic, png, checks off): {bench.startup(small):.2f} s "
-              f"(median of {args.repeats})")
+    try:
+        for pipeline in args.jobs:
+            for fmt in args.formats:
+                for workers in args.workers:
+                    job = Job(pipeline, fmt, workers)
+                    print(table_row(job, bench.compare(photos, job), args.tar_image_format), flush=True)
+        if not args.no_startup:
+            small = photo_folder(bench.root, 10, args.size, min(args.classes, 10))
+            print(f"\nstart-up: augcli run on 10 photos (basic, png, checks off): {bench.startup(small):.2f} s "
+                  f"(median of {args.repeats})")
+    finally:
+        bench.finish()
 
 
 if __name__ == "__main__":
