@@ -39,6 +39,12 @@ def test_batches_are_the_same_for_any_workers_and_start_method(source):
     for method in ("fork", "spawn"):
         x, y = _batches(source, augmenter, 32, num_workers=2, multiprocessing_context=method)
         assert torch.equal(x, x0) and torch.equal(y, y0), method
+    strategy = torch.multiprocessing.get_sharing_strategy()
+    try:  # workers then write batches straight into torch's shared memory (no memfd)
+        torch.multiprocessing.set_sharing_strategy("file_system")
+        assert torch.equal(_batches(source, augmenter, 32, num_workers=1)[0], x0)
+    finally:
+        torch.multiprocessing.set_sharing_strategy(strategy)
     x16, _ = _batches(source, augmenter, 16)  # no mixing: a sample's draws do not depend on its batch
     assert torch.equal(x16, x0)
     augmenter.set_epoch(3)
