@@ -170,7 +170,7 @@ class _Output:
         np_dtype = np.float32 if dtype == torch.float32 else np.uint8
         if get_worker_info() is None:
             self.x = torch.from_numpy(np.empty(shape, np_dtype))
-        elif hasattr(os, "memfd_create") and torch.multiprocessing.get_sharing_strategy() == "file_descriptor":
+        elif _FD_SHARING and torch.multiprocessing.get_sharing_strategy() == "file_descriptor":
             self.array = _scratch(shape[1:], np_dtype)
             self.fd = os.memfd_create("augcli-batch", os.MFD_CLOEXEC)
             os.ftruncate(self.fd, self.array.nbytes * shape[0])
@@ -205,6 +205,8 @@ class _Output:
             os.close(self.fd)
 
 
+# memfd and the storage constructor torch's own fd sharing uses (a private name: checked, with a fallback)
+_FD_SHARING = hasattr(os, "memfd_create") and hasattr(torch.UntypedStorage, "_new_shared_fd_cpu")
 _SCRATCH: list[np.ndarray] = []  # this process's warm image buffer (a DataLoader worker's), see _Output
 
 
