@@ -12,6 +12,9 @@ same for any batch size too; mixing takes its partners from the batch, as torchv
 ``MixUp`` does, so the batch's samples decide them. Call ``set_epoch(e)`` on the augmenter before
 each epoch: workers get a copy of it when the epoch's iterator starts (so no
 ``persistent_workers=True``), and epoch ``e`` draws copy ``e + 1`` (copy 0 is the original).
+
+In a DataLoader worker a batch is written into shared memory (a memfd on Linux), so it reaches the
+main process as a handle, not a copy; see ``_Output``.
 """
 
 from __future__ import annotations
@@ -170,7 +173,7 @@ class _Output:
         np_dtype = np.float32 if dtype == torch.float32 else np.uint8
         if get_worker_info() is None:
             self.x = torch.from_numpy(np.empty(shape, np_dtype))
-        elif _FD_SHARING and torch.multiprocessing.get_sharing_strategy() == "file_descriptor":
+        elif _MEMFD and torch.multiprocessing.get_sharing_strategy() == "file_descriptor":
             self.array = _scratch(shape[1:], np_dtype)
             self.fd = os.memfd_create("augcli-batch", os.MFD_CLOEXEC)
             os.ftruncate(self.fd, self.array.nbytes * shape[0])
@@ -205,8 +208,9 @@ class _Output:
             os.close(self.fd)
 
 
-# memfd and the storage constructor torch's own fd sharing uses (a private name: checked, with a fallback)
-_FD_SHARING = hasattr(os, "memfd_create") and hasattr(torch.UntypedStorage, "_new_shared_fd_cpu")
+# Linux, and the torch call that maps a memfd as a storage (what torch uses to receive a shared tensor;
+# a private name, hence the check and the fallback)
+_MEMFD = hasattr(os, "memfd_create") and hasattr(torch.UntypedStorage, "_new_shared_fd_cpu")
 _SCRATCH: list[np.ndarray] = []  # this process's warm image buffer (a DataLoader worker's), see _Output
 
 
