@@ -12,17 +12,10 @@ from augcli.evaluation.api import Settings as EvalSettings
 from augcli.policy_search.api import Settings as SearchSettings
 from augcli.reporting.header import report_header
 from augcli.reporting.inspection import inspect, write_inspection
+from tests.helpers import TINY_DIGITS
 from tests.test_layout import import_graph
 
-STRATEGY = """\
-version: 1
-seed: 3
-dataset: {source: digits}
-augment:
-  copies: 1
-  pipeline:
-    - affine: {degrees: 6, p: 0.8}
-"""
+STRATEGY = TINY_DIGITS
 
 HEADER = ["command", "augcli_version", "strategy", "dataset"]
 DATASET = ["source", "kind", "image_shape", "classes"]
