@@ -101,6 +101,11 @@ DEFAULT_MODELS = ("logreg", "svm", "mlp", "knn")
 
 def default_epochs(name: str) -> int:
     return CNN_EPOCHS if MODELS[name].torch else ONLINE_EPOCHS
+
+
+def model_options(name: str, epochs: int | None, device: str) -> dict:
+    """``make_model``'s options for ``name``: ``epochs`` (or the model's default) and ``device``."""
+    return {"epochs": int(epochs) if epochs else default_epochs(name), "device": device}
 DEFAULT_ONLINE_MODELS = ("mlp",)
 
 

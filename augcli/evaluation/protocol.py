@@ -44,13 +44,13 @@ class Settings:
     jobs: int = 1
     device: str = "cpu"        # where the cnn trains
 
-    def epochs_for(self, model: str) -> int:
-        """``epochs``, or the model's default (``models.default_epochs``)."""
-        return int(self.epochs) if self.epochs else M.default_epochs(model)
-
     def model_options(self, model: str) -> dict:
         """What ``models.make_model`` passes on to the models that take it (the CNN)."""
-        return {"epochs": self.epochs_for(model), "device": self.device}
+        return M.model_options(model, self.epochs, self.device)
+
+    def epochs_for(self, model: str) -> int:
+        """``epochs``, or the model's default (``models.default_epochs``)."""
+        return self.model_options(model)["epochs"]
 
     @property
     def arms(self) -> tuple:

@@ -59,7 +59,7 @@ class Settings:
 
     @property
     def model_options(self) -> dict:
-        return {"epochs": int(self.epochs) if self.epochs else M.default_epochs(self.model), "device": self.device}
+        return M.model_options(self.model, self.epochs, self.device)
 
     @property
     def effective_budget(self) -> int:
