@@ -116,7 +116,7 @@ def test_png_tree_shards_change_no_byte(tmp_path, monkeypatch, extra, options):
         before.setattr(runner, "_invisible_shards", lambda *a: False)
         base = run(tmp_path, "before", strategy, *options)
     assert run(tmp_path, "w1", strategy, *options) == base
-    assert shards[-1][:2] == ["train-00000", "train-00001"] and shards[-1][-1] == "val-00000"  # 256 outputs a shard
+    assert shards[-1][:2] == ["train-00000", "train-00001"] and shards[-1][-1] == "val-00000"  # 64 outputs a shard
     assert run(tmp_path, "w2", strategy, "--workers", 2, "--batch-size", 13, *options) == base
     manifest = [json.loads(line) for line in (tmp_path / "w2" / "manifest.jsonl").read_text().splitlines()]
     in_source_order = manifest == sorted(manifest, key=lambda r: (r["split"] != "train", r["source"], r["copy"]))
@@ -221,4 +221,22 @@ def test_dask_runs_the_scan_and_the_shards_as_cluster_tasks(tmp_path):
                                   silence_logs=40) as cluster, distributed.Client(cluster) as client:
         assert run(tmp_path, "dask", strategy, "--engine", "dask", "--scheduler", cluster.scheduler_address) == base
         prefixes = client.run_on_scheduler(lambda dask_scheduler: sorted(dask_scheduler.task_prefixes))
-    assert {"augcli-scan", "augcli-shard"} <= set(prefixes)
+    assert {"augcli-scan", "augcli-shard", "augcli-preview"} <= set(prefixes)
+
+
+def test_one_dask_client_serves_every_pass_of_a_run(tmp_path, monkeypatch):
+    """The scan, the shards and the preview share one client: a pass that read all its results does
+    not close it (closing meant a reconnect, or a new local cluster, for the next pass)."""
+    pytest.importorskip("dask.distributed")
+    root = photo_folder(tmp_path / "imgs", n=30, broken=False)
+    strategy = write_strategy(tmp_path / "s.yaml", STRATEGY.format(root=root, copies=2, extra="output: {format: png}"))
+    connects, real = [], Engine._connect
+
+    def connect(self):
+        if self._client is None:
+            connects.append(self)
+        return real(self)
+
+    monkeypatch.setattr(Engine, "_connect", connect)
+    assert run(tmp_path, "dask", strategy, "--engine", "dask", "--workers", 2) == run(tmp_path, "local", strategy)
+    assert len(connects) == 1

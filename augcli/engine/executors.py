@@ -68,6 +68,16 @@ class Engine:
             return self._pool.map(function, tasks, job)
         return (function(task, job) for task in tasks)
 
+    def submit(self, function: Callable, task, job, name: str = "job"):
+        """Start ``function(task, job)`` now, beside whatever runs next; returns a handle whose
+        ``result()`` waits for it. Without workers it runs when ``result()`` is called."""
+        if self.engine == "dask":
+            return self._connect().submit(_on_worker, function, active_backend(), task, job,
+                                          key=f"{TASK_PREFIX}-{name}-{uuid.uuid4().hex}")
+        if self._pool is not None:
+            return self._pool.submit(function, task, job)
+        return _Deferred(lambda: function(task, job))
+
     def _dask_map(self, function, tasks, job, name):
         client = self._connect()
         shared = client.scatter([job], broadcast=True)[0]
@@ -75,13 +85,16 @@ class Engine:
         backend = active_backend()  # workers are fresh processes: give them the caller's kernels
         futures = [client.submit(_on_worker, function, backend, task, shared, key=f"{TASK_PREFIX}-{name}-{token}-{i}")
                    for i, task in enumerate(tasks)]
-        done = False
+        done = 0
         try:
             for future in futures:
-                yield future.result()
-            done = True
+                result = future.result()
+                done += 1
+                yield result
         finally:
-            if not done:  # an error or an interrupt: stop the cluster now, before the caller deletes the output
+            # an error or an interrupt: stop the cluster now, before the caller deletes the output (a
+            # caller that stops reading at the last result, as zip does, leaves nothing running)
+            if done < len(futures):
                 self.close()
 
     def _connect(self):
@@ -116,6 +129,16 @@ class Engine:
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
         self._client = self._cluster = self._scratch = self._pool = None
+
+
+class _Deferred:
+    """A task of an engine without workers: run by the first ``result()``."""
+
+    def __init__(self, call: Callable):
+        self._call = call
+
+    def result(self):
+        return self._call()
 
 
 def _on_worker(function: Callable, backend: str, task, job):

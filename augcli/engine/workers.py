@@ -24,7 +24,7 @@ import tempfile
 import threading
 import time
 import uuid
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Callable, Iterable, Iterator
 
 from augcli.backend import active_backend, cv2_or_none, set_backend
@@ -171,12 +171,23 @@ class WorkerPool:
         except RuntimeError:  # closed before its start: nothing to start
             pass
 
-    def map(self, function: Callable, tasks: Iterable, job) -> Iterator:
-        """``function(task, job)`` for every task, results in task order. Closing the iterator
-        early, or an exception (KeyboardInterrupt included) while it waits, kills the workers."""
+    def _job_file(self, function: Callable, job) -> str:
         path = os.path.join(self._scratch, f"{uuid.uuid4().hex}.pickle")
         with open(path, "wb") as fh:
             pickle.dump({"function": function, "job": job}, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        return path
+
+    def submit(self, function: Callable, task, job) -> Future:
+        """``function(task, job)`` queued now, before any later map's tasks; its future."""
+        path = self._job_file(function, job)
+        future = self._pool.submit(_call, (path, task))
+        future.add_done_callback(lambda _: _unlink(path))  # its one task has run
+        return future
+
+    def map(self, function: Callable, tasks: Iterable, job) -> Iterator:
+        """``function(task, job)`` for every task, results in task order. Closing the iterator
+        early, or an exception (KeyboardInterrupt included) while it waits, kills the workers."""
+        path = self._job_file(function, job)
         items = [(path, task) for task in tasks]
         done = 0
         try:
@@ -196,6 +207,13 @@ class WorkerPool:
         else:
             self._pool.shutdown(wait=True)
         shutil.rmtree(self._scratch, ignore_errors=True)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:  # the pool's scratch folder is already gone (closed after an interrupt)
+        pass
 
 
 def _call(item):

@@ -199,7 +199,6 @@ def write_report(folder: Path, report: dict) -> None:
     (folder / "report.json").write_text(json_text(report), encoding="utf-8")
 
 
-def write_preview(path: Path, train, pipeline, report_cfg: dict) -> None:
-    """A grid: each row is one training original followed by augmented copies 1..M of it."""
-    grid = preview_grid(train, pipeline, report_cfg["preview_samples"], report_cfg["preview_copies"])
-    path.write_bytes(png_bytes(grid))
+def preview_png(train, pipeline, report_cfg: dict) -> bytes:
+    """preview.png: a grid, each row one training original followed by augmented copies 1..M of it."""
+    return png_bytes(preview_grid(train, pipeline, report_cfg["preview_samples"], report_cfg["preview_copies"]))
