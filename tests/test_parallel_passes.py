@@ -116,7 +116,7 @@ def test_png_tree_shards_change_no_byte(tmp_path, monkeypatch, extra, options):
         before.setattr(runner, "_invisible_shards", lambda *a: False)
         base = run(tmp_path, "before", strategy, *options)
     assert run(tmp_path, "w1", strategy, *options) == base
-    assert shards[-1][:2] == ["train-00000", "train-00001"] and shards[-1][-1] == "val-00000"  # 64 outputs a shard
+    assert shards[-1][:2] == ["train-00000", "train-00001"] and shards[-1][-1] == "val-00000"  # 256 outputs a shard
     assert run(tmp_path, "w2", strategy, "--workers", 2, "--batch-size", 13, *options) == base
     manifest = [json.loads(line) for line in (tmp_path / "w2" / "manifest.jsonl").read_text().splitlines()]
     in_source_order = manifest == sorted(manifest, key=lambda r: (r["split"] != "train", r["source"], r["copy"]))

@@ -84,11 +84,9 @@ SHARD_BYTES = 32 << 20
 BATCH_BYTES = 4 << 20
 # A PNG tree's files do not show the shards, so its splits always run in shards of about
 # PNG_SHARD_BYTES of pixels, at most PNG_SHARD_OUTPUTS images: shard jobs, encoding and writes
-# included, then run in parallel in the workers. Independent of --workers, so a resume finds the same
-# shards. Small, so that the workers finish together: the last shard of a run leaves the other
-# workers idle for up to one shard's time (64 photo copies: ~0.2 s; 256 were ~0.6-0.9 s).
-PNG_SHARD_BYTES = 4 << 20
-PNG_SHARD_OUTPUTS = 64
+# included, then run in parallel in the workers. Independent of --workers, so a resume finds the same shards.
+PNG_SHARD_BYTES = 16 << 20
+PNG_SHARD_OUTPUTS = 256
 
 
 def _image_bytes(source) -> int:
