@@ -7,14 +7,14 @@ import pytest
 from PIL import Image
 
 from augcli.cli.docgen import DOCS
-from augcli.cli.main import cli
+from augcli.cli.main import commands
 from augcli.transforms import load_all
 from tests.helpers import invoke, write_strategy
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("command", sorted(cli.commands))
+@pytest.mark.parametrize("command", sorted(commands()))
 def test_help(command):
     res = invoke(command, "--help")
     assert res.exit_code == 0 and "Usage:" in res.output

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from augcli.cli import options
-from augcli.cli.main import cli
+from augcli.cli.main import commands
 from tests.helpers import invoke, write_strategy
 
 WRITERS = ("run", "evaluate", "inspect", "search", "preview")
@@ -28,13 +28,13 @@ def _declared(decorator) -> list[click.Parameter]:
 
 
 def _options(command: str) -> dict[str, click.Parameter]:
-    return {p.name: p for p in cli.commands[command].params if isinstance(p, click.Option)}
+    return {p.name: p for p in commands()[command].params if isinstance(p, click.Option)}
 
 
 @pytest.mark.parametrize("shared", sorted(SHARED))
 def test_a_shared_option_reads_the_same_in_every_command(shared):
     for declared in _declared(SHARED[shared]):
-        users = [name for name in cli.commands if declared.name in _options(name)]
+        users = [name for name in commands() if declared.name in _options(name)]
         assert users, declared.name
         for name in users:
             info = _options(name)[declared.name].to_info_dict()
@@ -52,7 +52,7 @@ def test_overwrite_limit_and_the_strategy_inputs_are_where_they_make_sense():
 
 def test_out_is_the_output_folder_of_every_writing_command():
     pattern = re.escape(options.OUT_HELP).replace(re.escape("{default}"), r"(output\.dir, else )?data/out/[^()]+")
-    for name in cli.commands:
+    for name in commands():
         out = _options(name).get("out")
         if name not in WRITERS:
             assert out is None, f"augcli {name} writes nothing but has -o/--out"
@@ -62,9 +62,9 @@ def test_out_is_the_output_folder_of_every_writing_command():
         assert re.fullmatch(pattern, out.help), f"augcli {name}: {out.help}"
 
 
-@pytest.mark.parametrize("name", sorted(cli.commands))
+@pytest.mark.parametrize("name", sorted(commands()))
 def test_no_command_receives_an_argument_it_does_not_read(name):
-    callback = cli.commands[name].callback
+    callback = commands()[name].callback
     params = set(inspect.signature(callback).parameters)
     assert not params & {"verbose", "quiet"}, f"augcli {name}: -v/-q live in ctx.meta (options.is_quiet)"
     tree = ast.parse(textwrap.dedent(inspect.getsource(callback)))
@@ -73,8 +73,8 @@ def test_no_command_receives_an_argument_it_does_not_read(name):
 
 
 def test_verbose_and_quiet_are_recorded_not_passed(tmp_path):
-    for name in cli.commands:
-        flags = [p for p in cli.commands[name].params if p.name in ("verbose", "quiet")]
+    for name in commands():
+        flags = [p for p in commands()[name].params if p.name in ("verbose", "quiet")]
         assert len(flags) == 2 and not any(p.expose_value for p in flags), name
     quiet = invoke("validate", "-q", tmp_path / "missing.yaml")
     assert quiet.exit_code == 2 and quiet.stdout == ""

@@ -78,3 +78,44 @@ def test_the_report_still_names_the_installed_versions():
 
     got = versions()
     assert (got["scipy"], got["scikit-learn"], got["pillow"]) == (scipy.__version__, sklearn.__version__, PIL.__version__)
+
+
+def python(code: str, tmp_path: Path) -> str:
+    """Run ``code`` in a fresh interpreter (this repository first on the path); its stdout."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    res = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr
+    return res.stdout
+
+
+def test_a_command_imports_only_its_own_module(tmp_path):
+    """Each command's module (and what it imports) loads when that command runs: ``--version`` and
+    ``validate`` import neither the run engine nor the evaluation."""
+    out = python("import sys\n"
+                 "from augcli.cli.main import cli\n"
+                 "for args in (['--version'], ['validate', '--help']):\n"
+                 "    try:\n"
+                 "        cli(args)\n"
+                 "    except SystemExit:\n"
+                 "        pass\n"
+                 "print(sorted(m for m in ('augcli.engine.runner', 'augcli.evaluation.api', 'augcli.cli.run',\n"
+                 "                         'augcli.cli.validate') if m in sys.modules))\n", tmp_path)
+    assert out.strip().splitlines()[-1] == "['augcli.cli.validate']"
+
+
+def test_run_with_workers_starts_their_server_before_importing_the_engine(tmp_path, folder):
+    """The server's imports overlap the command's own: at its start the engine is not imported yet."""
+    strategy = write_strategy(tmp_path / "s.yaml", f"dataset: {{source: {folder}}}\nclean:\n{CHECKS_OFF}"
+                              "augment: {copies: 1, pipeline: [hflip]}\noutput: {format: npz}\n")
+    out = python("import sys\n"
+                 "from augcli.engine import workers\n"
+                 "real = workers.start_server\n"
+                 "def start_server():\n"
+                 "    print('engine imported at the start:', 'augcli.engine.runner' in sys.modules)\n"
+                 "    return real()\n"
+                 "workers.start_server = start_server\n"
+                 "from augcli.cli.main import cli\n"
+                 f"cli(['run', {str(strategy)!r}, '--out', {str(tmp_path / 'out')!r}, '-q', '--workers', '2'],\n"
+                 "    standalone_mode=False)\n", tmp_path)
+    assert out.splitlines()[0] == "engine imported at the start: False" and (tmp_path / "out" / "train.npz").exists()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from augcli.cli.main import cli
+from augcli.cli.main import cli, commands
 from augcli.config.schema import ListOf, Mapping
 from augcli.config.strategy import SCHEMA
 from augcli.transforms import catalogue
@@ -55,8 +55,7 @@ def render_cli() -> str:
     width = {"terminal_width": 100, "max_content_width": 100, **cli.context_settings}
     ctx = click.Context(cli, info_name="augcli", **width)
     lines += ["## augcli", "", "```", cli.get_help(ctx), "```", ""]
-    for name in sorted(cli.commands):
-        cmd = cli.commands[name]
+    for name, cmd in commands().items():
         sub = click.Context(cmd, info_name=f"augcli {name}", parent=ctx, **width)
         lines += [f"## augcli {name}", "", "```", cmd.get_help(sub), "```", ""]
     return "\n".join(lines)

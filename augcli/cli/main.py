@@ -13,10 +13,11 @@ import sys
 import traceback
 import warnings
 
+import importlib
+
 import click
 
 from augcli import __version__
-from augcli.cli import evaluate, inspect, preview, run, search, transforms, validate
 from augcli.cli.options import QUIET_KEY, VERBOSE_KEY, warn
 from augcli.cli.progress import end_line
 from augcli.errors import EXIT_DATA, AugcliError
@@ -79,7 +80,21 @@ def _on_sigterm(signum, frame):
 _NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
 
 
+# Each command's module, imported only when that command runs (or help lists them all): a command
+# pays for its own imports only, and ``run --workers N`` starts its workers' server before its own.
+COMMANDS = {name: f"augcli.cli.{name}" for name in
+            ("evaluate", "inspect", "preview", "run", "search", "transforms", "validate")}
+
+
 class AugcliGroup(click.Group):
+    def list_commands(self, ctx) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        return getattr(importlib.import_module(COMMANDS[name]), name)
+
     def main(self, *args, **kwargs):
         """Click's usage errors as one line too (Click prints usage, hint and error on three)."""
         kwargs["standalone_mode"] = False
@@ -178,9 +193,9 @@ def cli():
     """Clean, split and augment image-classification datasets from one YAML strategy."""
 
 
-for command in (run.run, preview.preview, validate.validate, transforms.transforms, inspect.inspect,
-                evaluate.evaluate, search.search):
-    cli.add_command(command)
+def commands() -> dict[str, click.Command]:
+    """Every command by name (each module imported)."""
+    return {name: cli.get_command(None, name) for name in cli.list_commands(None)}
 
 
 def main():
