@@ -8,6 +8,8 @@ JPEG re-encoding (libjpeg-turbo behind both Pillow and OpenCV) are exact; blur a
 by OpenCV itself, again at most 1 grey level apart.
 """
 
+import subprocess
+import sys
 from contextlib import contextmanager
 
 import numpy as np
@@ -326,3 +328,31 @@ def test_byte_tables_equal_cv2_lut(crops, monkeypatch):
     monkeypatch.setattr(ocv, "_translate", None)
     assert np.array_equal(fast, ocv.lut(cv2, crops, tables))
     assert np.array_equal(fast, np.stack([t[x] for t, x in zip(tables, crops)]))
+
+
+# Allocates 6 arrays of 16 MiB (below the raised mmap threshold: they come from the heap), frees
+# them, and counts the page faults of doing it again.
+_REFAULT_PROBE = """
+import resource, sys
+import numpy as np
+if sys.argv[1] == "augcli":
+    import augcli.backend
+else:  # what glibc does by default, with the mmap threshold raised as augcli.backend raises it
+    block = bytearray(24 << 20); del block
+def cycle():
+    arrays = [np.ones(16 << 20, np.uint8) for _ in range(6)]
+    del arrays
+cycle()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+cycle()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's heap trimming")
+def test_freed_heap_is_kept_for_the_next_shard():
+    """A worker frees a shard's pixels and temporaries, then allocates as much again: with augcli's
+    allocator settings that reuses the pages instead of faulting them in anew (glibc trims the freed top)."""
+    faults = {mode: int(subprocess.run([sys.executable, "-c", _REFAULT_PROBE, mode], capture_output=True, text=True,
+                                       check=True).stdout) for mode in ("augcli", "default")}
+    assert faults["default"] > 2_000 and faults["augcli"] < 200, faults
