@@ -30,9 +30,12 @@ defaults (augcli's worker processes pin OpenCV to one thread themselves; the scr
 not). --one-thread sets OMP/OpenBLAS/MKL/OpenCV to one thread in both children instead. The
 albumentations update check is switched off (NO_ALBUMENTATIONS_UPDATE=1): it is network time.
 
-Measures: wall time (time.perf_counter around the child process), median over --repeats; runs
-alternate augcli, script, augcli, script, ... so background load hits both alike, and the ratio
-(script / augcli: > 1 means augcli is faster) is the median of the ratios of back-to-back runs.
+Measures: wall time (time.perf_counter around the child process), median over --repeats. Each
+repeat runs every worker count of a job, augcli then the script each time, so background load hits
+both alike: the ratio (script / augcli: > 1 means augcli is faster) is the median of the ratios of
+back-to-back runs, and the speed-up of 2 workers over 1 (printed under the table) the median of
+each repeat's. Before every run the file system's pending writes are flushed (os.sync, untimed),
+and augcli's bytecode is compiled once at the start, as pip leaves an installed package.
 Peak RSS is ru_maxrss over the child's process tree (RUSAGE_CHILDREN in a small wrapper process):
 the largest single process (a pool's worker or its parent), not their sum. Output bytes count the data files only (the images,
 tar or npz files), not augcli's manifest, report or preview. Start-up: `augcli run` on a 10-photo
@@ -47,6 +50,7 @@ PNG rows of both jobs at 2,000 photos, 3 repeats and 1 and 2 workers.
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import platform
@@ -273,6 +277,11 @@ class Bench:
         for sub in ("strategies", "scripts", "logs"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         self.runs = self.root / f"runs-{os.getpid()}"  # removed by ``finish``; never reused
+        # augcli from its bytecode, as albumentations runs from the bytecode pip wrote at install (an
+        # editable install or a checkout has none until first run, or ever with PYTHONDONTWRITEBYTECODE)
+        import augcli
+
+        compileall.compile_dir(Path(augcli.__file__).parent, quiet=1)
 
     def finish(self) -> None:
         """Delete every run's output (and those of interrupted earlier benchmarks), after all timing."""
@@ -296,6 +305,9 @@ class Bench:
         # A fresh folder per run, and nothing deleted until the benchmark ends: deleting the last run's
         # thousands of files right before a timed run would time their aftermath (on ext4 without a
         # journal, creating files passes over every inode freed in the last minute).
+        # The earlier runs' written pages go to disk first, untimed: otherwise the kernel writes them
+        # back while this run works, and each run pays for the last one's output.
+        os.sync()
         out.mkdir(parents=True)
         log = self.root / "logs" / f"{out.name}.log"
         run = run_child(command, self.env, log)
@@ -303,23 +315,32 @@ class Bench:
             sys.exit(f"{side} failed (exit {run.code}); see {log}:\n" + log.read_text(errors="replace")[-2000:])
         return run
 
-    def compare(self, photos: Path, job: Job) -> dict:
-        tag = f"{job.pipeline}-{job.fmt}-w{job.workers}"
-        runs: dict[str, list[Run]] = {"augcli": [], "script": []}
+    def compare(self, photos: Path, pipeline: str, fmt: str) -> dict[int, dict]:
+        """Rows of one job and format, by worker count. Each repeat runs every worker count, each
+        as augcli then the script, so the ratios between sides and between worker counts come from
+        runs a few seconds apart: the median of those per-repeat ratios."""
+        jobs = [Job(pipeline, fmt, w) for w in self.args.workers]
+        runs = {job.workers: {"augcli": [], "script": []} for job in jobs}
+        outs = {}
         for i in range(self.args.repeats):
-            outs = {side: self.runs / f"{side}-{tag}-{i}" for side in runs}
-            commands = {"augcli": self.augcli_command(photos, job, outs["augcli"]),
-                        "script": self.script_command(photos, job, outs["script"])}
-            for side in ("augcli", "script"):
-                runs[side].append(self.timed(side, commands[side], outs[side]))
+            for job in jobs:
+                tag = f"{job.pipeline}-{job.fmt}-w{job.workers}"
+                outs[job.workers] = {side: self.runs / f"{side}-{tag}-{i}" for side in ("augcli", "script")}
+                commands = {"augcli": self.augcli_command(photos, job, outs[job.workers]["augcli"]),
+                            "script": self.script_command(photos, job, outs[job.workers]["script"])}
+                for side in ("augcli", "script"):
+                    runs[job.workers][side].append(self.timed(side, commands[side], outs[job.workers][side]))
+        return {w: self._row(fmt, rs, outs[w]) for w, rs in runs.items()} | {"runs": runs}
+
+    def _row(self, fmt: str, runs: dict[str, list[Run]], outs: dict[str, Path]) -> dict:
         expected = self.args.photos * COPIES
-        if job.fmt == "png":
+        if fmt == "png":
             for side, out in outs.items():
                 made = sum(1 for p in out.rglob("*.png") if p.name != "preview.png")
                 if made != expected:
                     sys.exit(f"{side} wrote {made} PNGs, expected {expected}")
         row = {side: {"seconds": statistics.median(r.seconds for r in rs), "rss": max(r.rss_mib for r in rs),
-                      "bytes": data_bytes(outs[side], job.fmt)} for side, rs in runs.items()}
+                      "bytes": data_bytes(outs[side], fmt)} for side, rs in runs.items()}
         row["ratio"] = statistics.median(s.seconds / a.seconds for a, s in zip(runs["augcli"], runs["script"]))
         row["images"] = expected
         return row
@@ -341,6 +362,18 @@ def table_row(job: Job, row: dict, tar_image_format: str | None) -> str:
     return (f"| {job.pipeline} | {_format_label(job.fmt, tar_image_format)} | {job.workers} | {a['seconds']:.1f} | "
             f"{s['seconds']:.1f} | {rate(a):,.0f} | {rate(s):,.0f} | {row['ratio']:.2f}x | {a['rss']:,.0f} | "
             f"{s['rss']:,.0f} | {a['bytes'] / 1e6:,.1f} | {s['bytes'] / 1e6:,.1f} |")
+
+
+def scaling_lines(pipeline: str, fmt: str, runs: dict[int, dict[str, list[Run]]]) -> list[str]:
+    """For each worker count above the smallest: its speed-up over the smallest, both sides."""
+    base = min(runs)
+    lines = []
+    for workers in sorted(w for w in runs if w != base):
+        ratio = {side: statistics.median(b.seconds / r.seconds for b, r in zip(runs[base][side], runs[workers][side]))
+                 for side in ("augcli", "script")}
+        lines.append(f"- {pipeline}, {fmt}: {workers} workers vs {base}: augcli {ratio['augcli']:.2f}x, "
+                     f"script {ratio['script']:.2f}x")
+    return lines
 
 
 def parse_args(argv=None):
@@ -376,12 +409,17 @@ def main(argv=None) -> None:
     print("| job | format | workers | augcli s | script s | augcli img/s | script img/s | ratio | "
           "augcli peak RSS MiB | script peak RSS MiB | augcli MB | script MB |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    scaling = []
     try:
         for pipeline in args.jobs:
             for fmt in args.formats:
+                rows = bench.compare(photos, pipeline, fmt)
                 for workers in args.workers:
-                    job = Job(pipeline, fmt, workers)
-                    print(table_row(job, bench.compare(photos, job), args.tar_image_format), flush=True)
+                    print(table_row(Job(pipeline, fmt, workers), rows[workers], args.tar_image_format), flush=True)
+                scaling += scaling_lines(pipeline, _format_label(fmt, args.tar_image_format), rows["runs"])
+        if scaling:
+            print("\nwhole-run speed-up of more workers (median of per-repeat ratios, same repeat's runs):")
+            print("\n".join(scaling))
         if not args.no_startup:
             small = photo_folder(bench.root, 10, args.size, min(args.classes, 10))
             print(f"\nstart-up: augcli run on 10 photos (basic, png, checks off): {bench.startup(small):.2f} s "
