@@ -188,14 +188,19 @@ class WorkerPool:
         """``function(task, job)`` for every task, results in task order. Closing the iterator
         early, or an exception (KeyboardInterrupt included) while it waits, kills the workers."""
         path = self._job_file(function, job)
-        items = [(path, task) for task in tasks]
+        # Futures of its own, not ``Executor.map``'s: on an interrupt, that map cancels the queued
+        # futures from this thread while the pool's manager thread, seeing the killed workers, fails
+        # the same futures, and CPython 3.11 then prints an InvalidStateError traceback. Here only
+        # the manager thread (``_stop``'s shutdown) touches them.
+        futures = [self._pool.submit(_call, (path, task)) for task in tasks]
         done = 0
         try:
-            for result in self._pool.map(_call, items):
+            for future in futures:
+                result = future.result()
                 done += 1
                 yield result
         except BaseException:  # GeneratorExit too: nobody will read the remaining results
-            if done < len(items):  # (a caller that stops at the last one leaves nothing running)
+            if done < len(futures):  # (a caller that stops at the last one leaves nothing running)
                 self.close(kill=True)
             raise
         os.unlink(path)  # every task has run: no worker reads the job again
