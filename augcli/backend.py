@@ -100,36 +100,36 @@ def cv2_or_none():
     return _cv2 if active_backend() == "opencv" else None
 
 
-def _raise_malloc_reuse_threshold(size: int = 24 << 20) -> None:
-    """Allocate and free one ``size``-byte block, once, at import.
-
-    glibc serves blocks above its mmap threshold (128 KiB at start) with fresh pages from the
-    kernel on every call, and raises that threshold to the size of the first such block freed.
-    Batched kernels make many temporaries of 0.1-20 MiB; without this they page-fault on every
-    call (warps measured 3x slower). Other allocators just see one short-lived allocation.
-    """
-    block = bytearray(size)
-    del block
-
-
-M_TRIM_THRESHOLD = -1  # mallopt's parameter number, from glibc's <malloc.h>
+# mallopt's parameter numbers, from glibc's <malloc.h>
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+MMAP_THRESHOLD = 24 << 20
 KEEP_FREED_HEAP = 256 << 20
 
 
-def _keep_freed_heap(size: int = KEEP_FREED_HEAP) -> None:
-    """glibc: return freed memory at the top of the heap to the kernel only beyond ``size`` bytes.
+def _tune_allocator() -> None:
+    """Have the C heap reuse freed memory instead of faulting fresh pages in, once, at import.
 
-    By default glibc gives the heap's free top back once it exceeds twice the mmap threshold (48
-    MiB after the call above). A worker frees a whole shard's pixels and temporaries (~60-100 MiB of
-    photos) after each shard, so every shard was trimmed and faulted in again: 3x the page faults
-    of one process running the same shards, ~2 s of a 2-worker run's CPU on 2,000 photos. The
-    process's peak is unchanged; it just keeps it. ``release_free_memory`` (malloc_trim) still
-    hands the pages back where a caller asks. Set after the threshold is raised: mallopt freezes it."""
+    - glibc serves blocks above its mmap threshold (128 KiB at start) with fresh pages from the
+      kernel on every call. Batched kernels make many temporaries of 0.1-20 MiB; without a higher
+      threshold they page-fault on every call (warps measured 3x slower).
+    - glibc gives the heap's free top back to the kernel beyond its trim threshold (48 MiB with
+      the threshold above). A worker frees a whole shard's pixels and temporaries (~60-100 MiB of
+      photos) after each shard, so every shard was trimmed and faulted in again: 3x the page faults
+      of one process running the same shards. The heap now keeps up to KEEP_FREED_HEAP: a process
+      holds on to what it used (a 1-worker photo run's peak RSS rose from ~150 to ~190 MiB), and
+      ``release_free_memory`` (malloc_trim) still hands it back where a caller asks.
+
+    Without glibc's ``mallopt``, one block above the threshold is allocated and freed instead,
+    which raises glibc's threshold to its size and is one short-lived allocation to others.
+    """
     try:
-        ctypes.CDLL("libc.so.6").mallopt(M_TRIM_THRESHOLD, size)
-    except (OSError, AttributeError):  # not glibc: its allocator has its own policy
-        pass
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):  # not glibc
+        block = bytearray(MMAP_THRESHOLD)
+        del block
+        return
+    mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+    mallopt(M_TRIM_THRESHOLD, KEEP_FREED_HEAP)
 
 
-_raise_malloc_reuse_threshold()
-_keep_freed_heap()
+_tune_allocator()

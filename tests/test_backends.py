@@ -337,7 +337,7 @@ import resource, sys
 import numpy as np
 if sys.argv[1] == "augcli":
     import augcli.backend
-else:  # what glibc does by default, with the mmap threshold raised as augcli.backend raises it
+else:  # glibc with only its mmap threshold raised (augcli before it kept the freed heap)
     block = bytearray(24 << 20); del block
 def cycle():
     arrays = [np.ones(16 << 20, np.uint8) for _ in range(6)]
