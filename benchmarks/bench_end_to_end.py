@@ -315,8 +315,8 @@ class Bench:
             sys.exit(f"{side} failed (exit {run.code}); see {log}:\n" + log.read_text(errors="replace")[-2000:])
         return run
 
-    def compare(self, photos: Path, pipeline: str, fmt: str) -> dict[int, dict]:
-        """Rows of one job and format, by worker count. Each repeat runs every worker count, each
+    def compare(self, photos: Path, pipeline: str, fmt: str) -> tuple[dict[int, dict], dict]:
+        """(rows by worker count, the runs behind them) of one job and format. Each repeat runs every worker count, each
         as augcli then the script, so the ratios between sides and between worker counts come from
         runs a few seconds apart: the median of those per-repeat ratios."""
         jobs = [Job(pipeline, fmt, w) for w in self.args.workers]
@@ -330,7 +330,7 @@ class Bench:
                             "script": self.script_command(photos, job, outs[job.workers]["script"])}
                 for side in ("augcli", "script"):
                     runs[job.workers][side].append(self.timed(side, commands[side], outs[job.workers][side]))
-        return {w: self._row(fmt, rs, outs[w]) for w, rs in runs.items()} | {"runs": runs}
+        return {w: self._row(fmt, rs, outs[w]) for w, rs in runs.items()}, runs
 
     def _row(self, fmt: str, runs: dict[str, list[Run]], outs: dict[str, Path]) -> dict:
         expected = self.args.photos * COPIES
@@ -413,10 +413,10 @@ def main(argv=None) -> None:
     try:
         for pipeline in args.jobs:
             for fmt in args.formats:
-                rows = bench.compare(photos, pipeline, fmt)
+                rows, runs = bench.compare(photos, pipeline, fmt)
                 for workers in args.workers:
                     print(table_row(Job(pipeline, fmt, workers), rows[workers], args.tar_image_format), flush=True)
-                scaling += scaling_lines(pipeline, _format_label(fmt, args.tar_image_format), rows["runs"])
+                scaling += scaling_lines(pipeline, _format_label(fmt, args.tar_image_format), runs)
         if scaling:
             print("\nwhole-run speed-up of more workers (median of per-repeat ratios, same repeat's runs):")
             print("\n".join(scaling))

@@ -25,6 +25,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import Future, ProcessPoolExecutor
+from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from augcli.backend import active_backend, cv2_or_none, set_backend
@@ -181,7 +182,8 @@ class WorkerPool:
         """``function(task, job)`` queued now, before any later map's tasks; its future."""
         path = self._job_file(function, job)
         future = self._pool.submit(_call, (path, task))
-        future.add_done_callback(lambda _: _unlink(path))  # its one task has run
+        # its one task has run (missing_ok: the scratch folder is gone if the pool was closed first)
+        future.add_done_callback(lambda _: Path(path).unlink(missing_ok=True))
         return future
 
     def map(self, function: Callable, tasks: Iterable, job) -> Iterator:
@@ -212,13 +214,6 @@ class WorkerPool:
         else:
             self._pool.shutdown(wait=True)
         shutil.rmtree(self._scratch, ignore_errors=True)
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:  # the pool's scratch folder is already gone (closed after an interrupt)
-        pass
 
 
 def _call(item):
