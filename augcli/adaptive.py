@@ -132,7 +132,7 @@ class AdaptivePipeline:
         if ids is None:
             ids = [str(i) for i in range(images.shape[0])]
         pipe = self.pipeline()
-        keys = sample_keys(pipe.seed, hash_ids(list(ids)), copy)
+        keys = sample_keys(pipe.seed, hash_ids(ids), copy)
         if pipe is not self.source:
             out, out_labels, _ = pipe.run(images, keys, labels, num_classes=num_classes)
             return out if labels is None else (out, out_labels)

@@ -54,7 +54,13 @@ def hash_id(sample_id: str) -> int:
 
 def hash_ids(ids) -> np.ndarray:
     """``hash_id`` for a sequence of ids, as a uint64 array."""
-    return np.fromiter((hash_id(i) for i in ids), dtype=np.uint64, count=len(ids))
+    return np.array([hash_id(i) for i in id_list(ids)], dtype=np.uint64)
+
+
+def id_list(ids) -> list:
+    """``ids`` as a Python list. An array goes through ``tolist()``: iterating a NumPy string array
+    makes one NumPy scalar per element, a C path that swallows a Ctrl-C arriving meanwhile."""
+    return ids.tolist() if isinstance(ids, np.ndarray) else list(ids)
 
 
 def sample_keys(seed: int, id_hashes: np.ndarray, copies) -> np.ndarray:

@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from augcli.datasets.base import Dataset
+from augcli.rng import id_list
 
 COLUMNS = ("id", "reason", "action", "score", "group", "suggested_label", "duplicate_of", "detail")
 _CELL = 64      # tile side, pixels
@@ -110,7 +111,7 @@ def clean_picture(records: list[dict], datasets: list[Dataset]) -> Image.Image |
     """
     lookup: dict[str, np.ndarray] = {}
     for ds in datasets:
-        for i, sample_id in enumerate(ds.ids):
+        for i, sample_id in enumerate(id_list(ds.ids)):
             lookup.setdefault(str(sample_id), ds.images[i])
     by_reason: dict[str, list[dict]] = {}
     for rec in records:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import os
-import signal
 import sys
 import traceback
 import warnings
@@ -21,6 +20,8 @@ from augcli import __version__
 from augcli.cli.options import QUIET_KEY, VERBOSE_KEY, warn
 from augcli.cli.progress import end_line
 from augcli.errors import EXIT_DATA, AugcliError
+from augcli.io import signals
+from augcli.io.signals import Terminated
 
 # Commands whose standard output is the product itself, not a summary of files already written.
 STDOUT_PRODUCTS = ("validate", "transforms")
@@ -66,14 +67,6 @@ def _guard_stdout() -> None:
     old.flush()
     sys.stdout = io.TextIOWrapper(io.BufferedWriter(_StdoutRaw()), encoding=old.encoding, errors=old.errors,
                                   line_buffering=old.line_buffering)
-
-
-class Terminated(BaseException):
-    """Raised from the SIGTERM handler so that cleanup (temporary folders, locks) runs as for Ctrl-C."""
-
-
-def _on_sigterm(signum, frame):
-    raise Terminated()
 
 
 # Click >= 8.2 raises this usage error for a group run with no arguments; its message is the help
@@ -199,6 +192,6 @@ def commands() -> dict[str, click.Command]:
 
 
 def main():
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    signals.install()
     _guard_stdout()
     cli(prog_name="augcli")

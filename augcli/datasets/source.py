@@ -34,6 +34,7 @@ from augcli.datasets.convert import resize_images
 from augcli.datasets.folder import DEFAULT_MAX_PIXELS, decode_files, list_folder, listing_skips
 from augcli.budget import available_memory
 from augcli.errors import DataError
+from augcli.rng import id_list
 
 THUMB = 32           # thumbnail side for cleaning folder sources
 SCAN_CHUNK = 64      # files decoded at once in the scan pass (bounds memory)
@@ -55,8 +56,8 @@ class Source:
 
     def rows_of(self, ids) -> np.ndarray:
         """Row numbers of the given ids (all must exist)."""
-        index = {str(i): r for r, i in enumerate(self.ids)}
-        return np.fromiter((index[str(i)] for i in ids), dtype=np.int64, count=len(ids))
+        index = {str(i): r for r, i in enumerate(id_list(self.ids))}
+        return np.array([index[str(i)] for i in id_list(ids)], dtype=np.int64)
 
     def dataset(self, rows: np.ndarray) -> Dataset:
         """Full-resolution samples at ``rows`` as a Dataset."""

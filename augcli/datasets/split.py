@@ -66,7 +66,7 @@ def split_indices(labels: np.ndarray, ids, seed: int, val: float = 0.0, test: fl
     strata = hard_labels(labels)
     if not stratify:
         strata = np.zeros(n, dtype=np.int64)
-    rank = Streams(sample_keys(seed, hash_ids(list(ids)), 0)).child(_SPLIT_STEP).bits()
+    rank = Streams(sample_keys(seed, hash_ids(ids), 0)).child(_SPLIT_STEP).bits()
     assignment = np.zeros(n, dtype=np.int8)  # 0 train, 1 val, 2 test
     for cls in np.unique(strata):
         members = np.flatnonzero(strata == cls)

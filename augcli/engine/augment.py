@@ -165,7 +165,7 @@ def augment_dataset(
     fired: dict = {}
     suppressed: dict = {}
     job = dict(images=dataset.images, labels=labels, pool=pool, source=source, copy=copy, pipeline=pipeline,
-               id_hashes=hash_ids(list(dataset.ids)))
+               id_hashes=hash_ids(dataset.ids))
     chunks = [(lo, min(lo + batch_size, len(source))) for lo in range(0, len(source), batch_size)]
     results = mapper(_run_chunk, chunks, job) if mapper else (_run_chunk(c, job) for c in chunks)
     with closing(results):  # on an interrupt or error: stop the workers now, before the caller cleans up

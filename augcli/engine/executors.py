@@ -18,6 +18,7 @@ from augcli.backend import active_backend, cv2_or_none, set_backend
 from augcli.engine.shards import ProgressLog, ShardResult, ShardSpec, run_shard
 from augcli.errors import UsageError
 from augcli.io.formats import Format
+from augcli.io.signals import raise_if_stopped
 
 ENGINES = ("local", "dask")
 DASK_HINT = 'the dask engine needs the optional extra: pip install "augcli[dask]"'
@@ -66,7 +67,7 @@ class Engine:
             return self._dask_map(function, tasks, job, name)
         if self._pool is not None and len(tasks) > 1:
             return self._pool.map(function, tasks, job)
-        return (function(task, job) for task in tasks)
+        return _here(function, tasks, job)
 
     def submit(self, function: Callable, task, job, name: str = "job"):
         """Start ``function(task, job)`` now, beside whatever runs next; returns a handle whose
@@ -90,6 +91,7 @@ class Engine:
             for future in futures:
                 result = future.result()
                 done += 1
+                raise_if_stopped()
                 yield result
         finally:
             # an error or an interrupt: stop the cluster now, before the caller deletes the output (a
@@ -129,6 +131,12 @@ class Engine:
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
         self._client = self._cluster = self._scratch = self._pool = None
+
+
+def _here(function: Callable, tasks: list, job) -> Iterator:
+    for task in tasks:
+        raise_if_stopped()  # a Ctrl-C that native code swallowed during the last task
+        yield function(task, job)
 
 
 class _Deferred:

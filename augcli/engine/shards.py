@@ -84,7 +84,7 @@ def plan_shuffled(split: str, rows: np.ndarray, ids, copies, keep_originals: boo
     consecutive shards of ``shard_size`` outputs (one shard without a size). Holds the whole split's
     plan (about 40 bytes per output): check the plan's size (``budget.check_plan``) first."""
     source, copy = plan(len(rows), copies, keep_originals)
-    order = output_order(seed, split, hash_ids(list(ids)), source, copy)
+    order = output_order(seed, split, hash_ids(ids), source, copy)
     out_rows, out_copy = rows[source[order]], copy[order]
     del source, copy, order
     size = shard_size or max(len(out_rows), 1)

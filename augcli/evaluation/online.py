@@ -16,6 +16,7 @@ from augcli.datasets.base import hard_labels
 from augcli.adaptive import AdaptivePipeline
 from augcli.clean.exact import duplicates_of
 from augcli.evaluation.models import features
+from augcli.rng import id_list
 
 
 def without_matches(images: np.ndarray, labels: np.ndarray, exclude: np.ndarray | None, dropped: list | None):
@@ -37,7 +38,7 @@ def fresh_draws(train, pipe, epochs: int, exclude: np.ndarray | None = None,
         if pipe is None:
             yield train.images, train.labels
             continue
-        images, labels = pipe(train.images, ids=list(train.ids), copy=epoch + 1, labels=train.labels)
+        images, labels = pipe(train.images, ids=id_list(train.ids), copy=epoch + 1, labels=train.labels)
         yield without_matches(images, labels, exclude, dropped)
 
 
@@ -82,7 +83,7 @@ def adaptive_epochs(augment: AdaptivePipeline, train, val, epochs: int, model: C
     and their count per epoch appended to ``dropped``. With ``metric: gap`` and an empty ``val``
     there is no val accuracy, so p stays where it is.
     """
-    ids = list(train.ids)
+    ids = id_list(train.ids)
     control = augment.controller
     for epoch in range(epochs):
         images, labels = augment(train.images, ids=ids, copy=epoch + 1, labels=train.labels)

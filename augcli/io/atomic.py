@@ -24,7 +24,7 @@ from pathlib import Path
 
 from augcli.errors import DataError, UsageError
 from augcli.io.guard import MARKER, check_separate, is_augcli_folder, write_marker
-from augcli.io.signals import deferred_signals
+from augcli.io.signals import deferred_signals, stop_request
 
 NAME_MAX = 255      # bytes in one file name on Linux, macOS and Windows file systems
 SUFFIX_ROOM = 16    # longest suffix ("tmp-4194304" is 11): shortened stems leave room for any of them
@@ -254,6 +254,10 @@ class AtomicFolder:
     def __exit__(self, exc_type, exc, tb) -> bool:
         try:
             with deferred_signals():  # a second Ctrl-C waits for the cleanup or the swap to end
+                stop = stop_request() if exc_type is None else None
+                if stop is not None:  # a stop whose exception was swallowed: cleaned up, never published
+                    self._finish(type(stop), stop)
+                    raise stop
                 return self._finish(exc_type, exc)
         finally:
             self._lock_release()
