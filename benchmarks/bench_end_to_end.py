@@ -369,10 +369,11 @@ def scaling_lines(pipeline: str, fmt: str, runs: dict[int, dict[str, list[Run]]]
     base = min(runs)
     lines = []
     for workers in sorted(w for w in runs if w != base):
-        ratio = {side: statistics.median(b.seconds / r.seconds for b, r in zip(runs[base][side], runs[workers][side]))
-                 for side in ("augcli", "script")}
-        lines.append(f"- {pipeline}, {fmt}: {workers} workers vs {base}: augcli {ratio['augcli']:.2f}x, "
-                     f"script {ratio['script']:.2f}x")
+        each = {side: [b.seconds / r.seconds for b, r in zip(runs[base][side], runs[workers][side])]
+                for side in ("augcli", "script")}
+        shown = {side: f"{statistics.median(r):.2f}x ({', '.join(f'{x:.2f}' for x in r)})" for side, r in each.items()}
+        lines.append(f"- {pipeline}, {fmt}: {workers} workers vs {base}: augcli {shown['augcli']}, "
+                     f"script {shown['script']} (median, then each repeat's)")
     return lines
 
 
