@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from augcli.io import scratch
 from augcli.transforms.base import Transform
 from tests.helpers import SLOW, invoke, write_strategy
 
@@ -169,8 +170,8 @@ def workers_started(proc, n=2) -> bool:
     return sum(worker(pid, depth) for pid, (depth, _) in descendants(proc.pid).items()) >= n
 
 
-def start(tmp_path, args, *, hang=False):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+def start(tmp_path, args, *, hang=False, tmpdir=None):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), **({"TMPDIR": str(tmpdir)} if tmpdir else {}))
     (tmp_path / "beacons").mkdir(exist_ok=True)
     code = ("from tests.test_orphans import register_hang; register_hang(); " if hang else "") + \
         "from augcli.cli.main import main; main()"
@@ -203,7 +204,9 @@ def test_kill_9_of_the_main_process_ends_every_worker(tmp_path, command):
     if command == "dask":
         pytest.importorskip("dask.distributed")
     write_strategy(tmp_path / "slow.yaml", SLOW)
-    proc = start(tmp_path, [*KILLED[command], "-q"])
+    tmpdir = tmp_path / "tmpdir"
+    tmpdir.mkdir()
+    proc = start(tmp_path, [*KILLED[command], "-q"], tmpdir=tmpdir)
     tree = {}
     try:
         wait_for(lambda: workers_started(proc), proc, "two worker processes")
@@ -212,6 +215,11 @@ def test_kill_9_of_the_main_process_ends_every_worker(tmp_path, command):
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         assert wait_until_gone(tree) == [], "processes of the killed run still alive after 5 s"
+        # its scratch folders stay, unlocked: the next augcli process removes them
+        left = sorted(p.name for p in tmpdir.iterdir() if p.name.startswith(scratch.PREFIX))
+        assert left or command in ("evaluate", "search")  # a run's pool or cluster has one
+        assert sorted(scratch.sweep(tmpdir)) == left
+        assert not [p for p in tmpdir.iterdir() if p.name.startswith(scratch.PREFIX)]
     finally:
         kill_all(alive(tree))
         kill_all([proc.pid])

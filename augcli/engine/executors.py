@@ -8,8 +8,6 @@ depend on which one ran or how many workers it had.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -17,6 +15,7 @@ from typing import Callable, Iterable, Iterator
 from augcli.backend import active_backend, cv2_or_none, set_backend
 from augcli.engine.shards import ProgressLog, ShardResult, ShardSpec, run_shard
 from augcli.errors import UsageError
+from augcli.io import scratch
 from augcli.io.formats import Format
 from augcli.io.signals import raise_if_stopped
 
@@ -114,7 +113,7 @@ class Engine:
         else:
             # A local cluster's scratch and spill files (default: dask-scratch-space in $TMPDIR, left
             # there for good) go in a temporary folder of the run's own, removed when the engine closes.
-            self._scratch = tempfile.mkdtemp(prefix="augcli-dask-")
+            self._scratch = str(scratch.make("dask"))
             with dask.config.set({"temporary-directory": self._scratch}):
                 self._cluster = LocalCluster(n_workers=max(self.workers, 1), threads_per_worker=1, processes=True,
                                              dashboard_address=None, silence_logs=40, local_directory=self._scratch)
@@ -129,7 +128,7 @@ class Engine:
         if self._cluster is not None:
             self._cluster.close()
         if self._scratch is not None:
-            shutil.rmtree(self._scratch, ignore_errors=True)
+            scratch.remove(self._scratch)
         self._client = self._cluster = self._scratch = self._pool = None
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import tempfile
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from augcli.engine.stages import build_pipeline, clean_dataset, open_source, spl
 from augcli.errors import SchemaError
 from augcli.io.atomic import AtomicFolder, check_target, target_problem
 from augcli.io.formats import output_format
+from augcli.io import scratch
 from augcli.io.guard import check_separate, strategy_inputs
 from augcli.pipeline import Pipeline
 from augcli.reporting import run_report as reporting
@@ -232,7 +232,7 @@ def run(strategy: Strategy, options: RunOptions) -> dict:
     # only this machine's processes read it, so a Dask cluster decodes again instead.
     cached = options.engine == "local" and not options.dry_run
     with Engine(options.engine, options.workers, options.scheduler, options.scheduler_file) as engine, \
-            (tempfile.TemporaryDirectory(prefix="augcli-sources-") if cached else nullcontext()) as cache_dir:
+            (scratch.folder("sources") if cached else nullcontext()) as cache_dir:
         data = _prepare(strategy, options, timer, engine, cache_dir)
         shard_size, specs, listed = _plan(strategy, options, data)
         check_plan(specs, _image_bytes(data.source), options.workers, strategy.path)  # before the work plan is built

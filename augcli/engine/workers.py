@@ -17,10 +17,8 @@ import importlib
 import multiprocessing
 import os
 import pickle
-import shutil
 import signal
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -29,6 +27,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from augcli.backend import active_backend, cv2_or_none, set_backend
+from augcli.io import scratch
 from augcli.io.signals import raise_if_stopped
 
 JOB: dict = {}
@@ -159,7 +158,7 @@ class WorkerPool:
     name the file, and each worker loads it on the first task of that map it gets."""
 
     def __init__(self, workers: int):
-        self._scratch = tempfile.mkdtemp(prefix="augcli-jobs-")
+        self._scratch = str(scratch.make("jobs"))
         self._pool = _process_pool(workers)
         # Start the processes now, not on the first map, from a thread: each start waits for the
         # forkserver to finish its imports (~0.3 s), time this thread spends listing the folder.
@@ -215,7 +214,7 @@ class WorkerPool:
             _stop(self._pool)
         else:
             self._pool.shutdown(wait=True)
-        shutil.rmtree(self._scratch, ignore_errors=True)
+        scratch.remove(self._scratch)
 
 
 def _call(item):
