@@ -96,3 +96,19 @@ def test_a_run_after_a_killed_run_leaves_no_scratch_behind(tmp_path, holder, pho
     assert res.returncode == 0, res.stderr
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith("augcli-")] == []
 
+
+
+def test_without_flock_a_folder_is_made_and_never_swept(tmp_path, monkeypatch):
+    """Some file systems refuse flock: the run goes on, and its folder is left to its own removal."""
+    import fcntl
+
+    def refuse(fd, operation):
+        raise OSError(37, "No locks available")
+
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    monkeypatch.setattr(fcntl, "flock", refuse)
+    path = scratch.make("sources")
+    assert sorted(p.name for p in path.iterdir()) == []  # no lock file under its name, no stray one
+    assert scratch.sweep(tmp_path) == [] and path.exists()
+    scratch.remove(path)
+    assert not path.exists()

@@ -33,10 +33,12 @@ def make(kind: str) -> Path:
         sweep()
     path = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{kind}-"))
     fd, name = tempfile.mkstemp(prefix=".lock-", dir=path)
-    if not _lock(fd, wait=True):
-        raise OSError(f"{path}: cannot lock {LOCK}")
-    os.replace(name, path / LOCK)  # a sweep that sees the name finds it locked
-    _held[str(path)] = fd
+    if _lock(fd, wait=True):
+        os.replace(name, path / LOCK)  # a sweep that sees the name finds it locked
+        _held[str(path)] = fd
+    else:  # no flock here (Windows, some network file systems): a folder without the name is never swept
+        os.close(fd)
+        os.unlink(name)
     return path
 
 
@@ -90,12 +92,11 @@ def _orphaned(entry: os.DirEntry) -> bool:
 
 
 def _lock(fd: int, wait: bool) -> bool:
+    """flock ``fd``: False if another process holds it, or if this system cannot lock it."""
     try:
         import fcntl
-    except ImportError:  # no flock (Windows): folders are locked by nobody, and never swept
-        return wait
-    try:
+
         fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-    except BlockingIOError:
+    except (ImportError, OSError):  # held (BlockingIOError), or no flock: Windows, some network file systems
         return False
     return True
