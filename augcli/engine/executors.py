@@ -133,6 +133,7 @@ class Engine:
 
 
 def _here(function: Callable, tasks: list, job) -> Iterator:
+    """The tasks in this process, one by one, as the caller reads the results."""
     for task in tasks:
         raise_if_stopped()  # a Ctrl-C that native code swallowed during the last task
         yield function(task, job)

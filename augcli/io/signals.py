@@ -1,4 +1,5 @@
-"""Critical sections that Ctrl-C and SIGTERM cannot cut in half.
+"""Ctrl-C and SIGTERM: the CLI's handlers, a latch no native code can swallow, and critical sections
+that the two cannot cut in half.
 
 Moving a finished output into place, or removing a temporary folder, must run to the end once
 started: interrupted half-way they leave the target missing, an old copy beside it or thousands of
