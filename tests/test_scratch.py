@@ -112,3 +112,22 @@ def test_without_flock_a_folder_is_made_and_never_swept(tmp_path, monkeypatch):
     assert scratch.sweep(tmp_path) == [] and path.exists()
     scratch.remove(path)
     assert not path.exists()
+
+
+def test_a_folder_that_cannot_be_emptied_keeps_its_lock_file(tmp_path, monkeypatch):
+    """Removal takes the lock file last: if part of the folder stays (a process still writing into it),
+    the lock file stays too, and a later sweep finishes the job."""
+    import shutil
+
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    path = scratch.make("dask")
+    (path / "busy").mkdir()
+    (path / "busy" / "spill.bin").write_bytes(bytes(10))
+    (path / "done.bin").write_bytes(bytes(10))
+    real = shutil.rmtree
+    monkeypatch.setattr(scratch.shutil, "rmtree",
+                        lambda p, ignore_errors=False: None if Path(p).name == "busy" else real(p, ignore_errors))
+    scratch.remove(path)
+    assert sorted(p.name for p in path.iterdir()) == [scratch.LOCK, "busy"]
+    monkeypatch.setattr(scratch.shutil, "rmtree", real)
+    assert scratch.sweep(tmp_path) == [path.name] and not path.exists()

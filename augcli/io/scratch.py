@@ -44,10 +44,30 @@ def make(kind: str) -> Path:
 
 def remove(path: str | Path) -> None:
     """Remove a folder ``make`` made, then drop its lock."""
-    shutil.rmtree(path, ignore_errors=True)
+    _empty_then_remove(Path(path))
     fd = _held.pop(str(path), None)
     if fd is not None:
         os.close(fd)
+
+
+def _empty_then_remove(path: Path) -> None:
+    """Remove ``path``, its lock file last: a folder that cannot be emptied (a process still writing
+    into it) keeps its lock file, and a later sweep finds it."""
+    try:
+        entries = [e for e in os.scandir(path) if e.name != LOCK]
+    except OSError:
+        return
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+    with contextlib.suppress(OSError):
+        if not [name for name in os.listdir(path) if name != LOCK]:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path / LOCK)
+            os.rmdir(path)
 
 
 @contextlib.contextmanager
@@ -85,7 +105,7 @@ def _orphaned(entry: os.DirEntry) -> bool:
     try:
         if not _lock(fd, wait=False):
             return False  # its process is alive
-        shutil.rmtree(entry.path, ignore_errors=True)
+        _empty_then_remove(Path(entry.path))
         return True
     finally:
         os.close(fd)
