@@ -9,6 +9,7 @@ depend on which one ran or how many workers it had.
 from __future__ import annotations
 
 import uuid
+from contextlib import closing
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -63,10 +64,12 @@ class Engine:
         stops the work still queued."""
         tasks = list(tasks)
         if self.engine == "dask":
-            return self._dask_map(function, tasks, job, name)
-        if self._pool is not None and len(tasks) > 1:
-            return self._pool.map(function, tasks, job)
-        return _here(function, tasks, job)
+            results = self._dask_map(function, tasks, job, name)
+        elif self._pool is not None and len(tasks) > 1:
+            results = self._pool.map(function, tasks, job)
+        else:
+            results = (function(task, job) for task in tasks)
+        return _until_stopped(results)
 
     def submit(self, function: Callable, task, job, name: str = "job"):
         """Start ``function(task, job)`` now, beside whatever runs next; returns a handle whose
@@ -90,7 +93,6 @@ class Engine:
             for future in futures:
                 result = future.result()
                 done += 1
-                raise_if_stopped()
                 yield result
         finally:
             # an error or an interrupt: stop the cluster now, before the caller deletes the output (a
@@ -132,11 +134,13 @@ class Engine:
         self._client = self._cluster = self._scratch = self._pool = None
 
 
-def _here(function: Callable, tasks: list, job) -> Iterator:
-    """The tasks in this process, one by one, as the caller reads the results."""
-    for task in tasks:
-        raise_if_stopped()  # a Ctrl-C that native code swallowed during the last task
-        yield function(task, job)
+def _until_stopped(results: Iterator) -> Iterator:
+    """``results``, checking before each one for a Ctrl-C or SIGTERM that native code swallowed
+    while the last one was made; closing this closes ``results`` (which stops their workers)."""
+    with closing(results):
+        for result in results:
+            yield result
+            raise_if_stopped()
 
 
 class _Deferred:

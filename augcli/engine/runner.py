@@ -21,9 +21,9 @@ from augcli.engine.shards import (ProgressLog, ShardSpec, finish_output, outputs
                                   relist)
 from augcli.engine.stages import build_pipeline, clean_dataset, open_source, split_clean, train_copies, write_findings
 from augcli.errors import SchemaError
+from augcli.io import scratch
 from augcli.io.atomic import AtomicFolder, check_target, target_problem
 from augcli.io.formats import output_format
-from augcli.io import scratch
 from augcli.io.guard import check_separate, strategy_inputs
 from augcli.pipeline import Pipeline
 from augcli.reporting import run_report as reporting

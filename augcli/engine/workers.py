@@ -28,7 +28,6 @@ from typing import Callable, Iterable, Iterator
 
 from augcli.backend import active_backend, cv2_or_none, set_backend
 from augcli.io import scratch
-from augcli.io.signals import raise_if_stopped
 
 JOB: dict = {}
 
@@ -200,7 +199,6 @@ class WorkerPool:
             for future in futures:
                 result = future.result()
                 done += 1
-                raise_if_stopped()  # a Ctrl-C swallowed by native code while this process waited
                 yield result
         except BaseException:  # GeneratorExit too: nobody will read the remaining results
             if done < len(futures):  # (a caller that stops at the last one leaves nothing running)

@@ -89,12 +89,12 @@ def sweep(root: str | Path | None = None) -> list[str]:
     except OSError:
         return removed
     for entry in entries:
-        if _orphaned(entry):
+        if _remove_if_orphaned(entry):
             removed.append(entry.name)
     return removed
 
 
-def _orphaned(entry: os.DirEntry) -> bool:
+def _remove_if_orphaned(entry: os.DirEntry) -> bool:
     """Remove ``entry`` if it is a scratch folder of this user whose lock nobody holds."""
     try:
         if not entry.is_dir(follow_symlinks=False) or entry.stat(follow_symlinks=False).st_uid != os.getuid():
