@@ -113,8 +113,11 @@ augment = A.Compose([
 ])
 
 
+PARAMS = {{"jpg": [cv2.IMWRITE_JPEG_QUALITY, 90], "webp": [cv2.IMWRITE_WEBP_QUALITY, 90]}}.get(MEMBER, [])
+
+
 def encode(image):
-    return cv2.imencode("." + MEMBER, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90, cv2.IMWRITE_WEBP_QUALITY, 90])[1]
+    return cv2.imencode("." + MEMBER, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), PARAMS)[1]
 
 
 def process(path):
